@@ -1,0 +1,1 @@
+"""pytest plugin: ``--kinv`` turns the kinv registry into test items (filled in below)."""

@@ -1,0 +1,16 @@
+"""The executable kernel and hardware model. Imports nothing from invariants/ or checkers/."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Built-in models by registry name: "module:Class", imported on first use.
+MODELS = {
+    "buddy": "model.mm.buddy:BuddyModel",
+}
+
+
+def model_class(name: str) -> Any:
+    module, cls = MODELS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
