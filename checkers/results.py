@@ -44,6 +44,28 @@ class Counterexample:
             "digests": self.digests,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Counterexample:
+        """Inverse of ``to_json`` for trusted data (checkers.replay validates user files)."""
+        return cls(
+            model=data["model"],
+            signature=data["signature"],
+            config=data["config"],
+            engine=data["engine"],
+            invariant=data["invariant"],
+            violations=list(data["violations"]),
+            steps=[Step(s["action"], as_args(s["args"])) for s in data["steps"]],
+            digests=list(data["digests"]),
+            mutant=data.get("mutant"),
+            seed=data.get("seed"),
+            kind=data.get("kind", "invariant"),
+        )
+
+
+def as_args(value: Any) -> Any:
+    """JSON lists back to the tuples that action arguments are."""
+    return tuple(as_args(v) for v in value) if isinstance(value, list) else value
+
 
 @dataclass
 class EngineResult:
@@ -58,9 +80,37 @@ class EngineResult:
     counterexample: Counterexample | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # the engine could not run to its end (bound hit is not an error)
+    refutation: dict[str, Any] | None = None  # prove: the z3 model refuting a proof (no trace)
 
     @property
     def status(self) -> str:
         if self.error:
             return "error"
-        return "fail" if self.counterexample else "pass"
+        return "fail" if self.counterexample or self.refutation else "pass"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "engine": self.engine,
+            "status": self.status,
+            "invariants": self.invariants,
+            "strength": self.strength,
+            "counterexample": self.counterexample.to_json() if self.counterexample else None,
+            "stats": self.stats,
+            "error": self.error,
+            "refutation": self.refutation,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EngineResult:
+        cex = data.get("counterexample")
+        return cls(
+            model=data["model"],
+            engine=data["engine"],
+            invariants=list(data["invariants"]),
+            strength=data["strength"],
+            counterexample=Counterexample.from_json(cex) if cex else None,
+            stats=dict(data.get("stats") or {}),
+            error=data.get("error"),
+            refutation=data.get("refutation"),
+        )

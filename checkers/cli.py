@@ -1,0 +1,282 @@
+"""The ``kinv`` command: check, list, explore, prove, replay, mutants.
+
+Exit codes: 0 every checked invariant holds, 1 a violation (or a surviving mutant),
+2 bad usage or input: one line naming the input and the problem, and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+from checkers import plan
+from checkers.errors import UsageError
+
+DEFAULT_REPORTS = "reports"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def seed_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def workers(text: str) -> str:
+    return text if text in ("auto", "logical") else str(positive_int(text))
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="kinv", description="Check the Linux kernel model's invariants.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--seed", type=seed_int, default=0, help="seed of the random engines (default 0)")
+        q.add_argument("--reports", default=DEFAULT_REPORTS, metavar="DIR", help="where runs write reports/")
+
+    c = sub.add_parser("check", help="run the engines over the built-in models and write reports")
+    c.add_argument("selectors", nargs="*", metavar="SELECTOR", help="model, invariant, proof or pattern (default: all)")
+    c.add_argument("--engine", default=",".join(plan.ENGINES), help="comma-separated engines (default: all)")
+    c.add_argument("--profile", choices=plan.PROFILES, default="ci", help="search effort (default ci)")
+    c.add_argument("-n", "--workers", type=workers, default=None, help="parallel workers (pytest-xdist), or auto")
+    c.add_argument("-v", "--verbose", action="store_true", help="pytest's verbose output")
+    common(c)
+
+    ls = sub.add_parser("list", help="list the invariants, proofs and mutants")
+    ls.add_argument("selectors", nargs="*", metavar="SELECTOR")
+
+    e = sub.add_parser("explore", help="exhaustive search of one model")
+    e.add_argument("selectors", nargs="+", metavar="SELECTOR")
+    e.add_argument("--config", choices=("small", "large"), default="small", help="model config profile (default small)")
+    e.add_argument("--max-states", type=positive_int, default=None)
+    e.add_argument("--max-depth", type=positive_int, default=None)
+    e.add_argument("--max-seconds", type=positive_int, default=None)
+    e.add_argument("--graph", type=Path, default=None, metavar="FILE", help="write the state graph (.dot or .graphml)")
+    common(e)
+
+    pr = sub.add_parser("prove", help="run the z3 proofs")
+    pr.add_argument("selectors", nargs="*", metavar="SELECTOR")
+    pr.add_argument("--samples", type=positive_int, default=plan.CROSSCHECK_SAMPLES["ci"], help="cross-check inputs")
+    common(pr)
+
+    r = sub.add_parser("replay", help="reproduce a saved counterexample step by step")
+    r.add_argument("file", type=Path)
+    r.add_argument("--json", action="store_true", help="print the replay as JSON")
+
+    m = sub.add_parser("mutants", help="run the mutant catalog: every mutant must be killed")
+    m.add_argument("selectors", nargs="*", metavar="SELECTOR", help="mutant names or patterns (default: all)")
+    m.add_argument("--seed", type=seed_int, default=0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    console = Console(stderr=False, highlight=False)
+    try:
+        args = build_parser().parse_args(argv)
+        return int(COMMANDS[args.command](args, console))
+    except UsageError as e:
+        print(f"kinv: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kinv: interrupted; nothing written", file=sys.stderr)
+        return 2
+
+
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    import pytest
+
+    engines = plan.parse_engines(args.engine)
+    plan.resolve(args.selectors, engines)  # bad selectors fail here, before anything runs
+    reports = Path(args.reports)
+    check_reports_dir(reports)
+    pytest_args = [
+        "--kinv-only",
+        f"--kinv-engine={','.join(engines)}",
+        f"--kinv-profile={args.profile}",
+        f"--kinv-seed={args.seed}",
+        f"--kinv-reports={reports}",
+        "-p",
+        "no:cacheprovider",
+        "-q" if not args.verbose else "-v",
+        "--rootdir",
+        str(Path.cwd()),
+    ]
+    pytest_args += [f"--kinv-select={s}" for s in args.selectors]
+    if args.workers:
+        pytest_args += ["-n", args.workers]
+    code = pytest.main(pytest_args)
+    if code in (0, 1):
+        return int(code)
+    raise UsageError(f"pytest stopped with exit code {int(code)}; no report written")
+
+
+def check_reports_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--reports {path}: not a directory")
+
+
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
+    import invariants
+    from checkers import mutants
+    from rich.table import Table
+
+    jobs = plan.resolve(args.selectors, plan.ENGINES)
+    chosen = {n for j in jobs for n in j.names}
+    muts = mutants.load_all()
+    table = Table("name", "kind", "statement", "source", "mutants", title="kinv invariants and proofs")
+    for name in sorted(chosen):
+        inv = invariants.REGISTRY.get(name)
+        pf = invariants.PROOFS.get(name)
+        killers = ", ".join(m.name for m in muts.values() if m.breaks == name) or "-"
+        if inv is not None:
+            kind = "transition" if inv.transition else "state"
+            table.add_row(name, kind, inv.statement, inv.source, killers)
+        elif pf is not None:
+            table.add_row(name, "proof", f"{pf.statement} ({pf.bounds})", pf.source, killers)
+    console.print(table)
+    return 0
+
+
+def cmd_explore(args: argparse.Namespace, console: Console) -> int:
+    from checkers.explore import explore
+    from model import model_class
+
+    jobs = plan.resolve(args.selectors, ("explore",))
+    if len({j.model for j in jobs}) != 1:
+        raise UsageError(f"selectors {' '.join(args.selectors)!r}: explore takes one model at a time")
+    if args.graph is not None and args.graph.suffix not in (".dot", ".graphml"):
+        raise UsageError(f"--graph {args.graph}: the file name must end in .dot or .graphml")
+    check_reports_dir(Path(args.reports))
+    job = jobs[0]
+    import invariants
+
+    invs = [invariants.REGISTRY[n] for n in job.names]
+    model = model_class(job.model).from_profile(args.config)
+    with live_progress(console, f"explore {job.model}") as progress:
+        result = explore(
+            model,
+            invs,
+            max_states=args.max_states,
+            max_depth=args.max_depth,
+            max_seconds=args.max_seconds,
+            keep_graph=args.graph is not None,
+            progress=progress,
+        )
+    if args.graph is not None:
+        from checkers import graph as graphs
+
+        (graphs.to_dot if args.graph.suffix == ".dot" else graphs.to_graphml)(result.graph, args.graph)
+        console.print(f"state graph: {args.graph}")
+    return finish([result], args, console)
+
+
+def cmd_prove(args: argparse.Namespace, console: Console) -> int:
+    import invariants
+    from checkers.prove import prove
+
+    check_reports_dir(Path(args.reports))
+    jobs = plan.resolve(args.selectors, ("prove",))
+    results = []
+    for job in jobs:
+        with console.status(f"proving {job.names[0]}"):
+            results.append(prove(invariants.PROOFS[job.names[0]], samples=args.samples, seed=args.seed))
+    return finish(results, args, console)
+
+
+def finish(results: list[Any], args: argparse.Namespace, console: Console) -> int:
+    """Print one line per result, write the run's reports, and give the exit code."""
+    from checkers.report import write_run
+
+    for r in results:
+        style = {"pass": "green", "fail": "red", "error": "yellow"}[r.status]
+        console.print(f"[{style}]{r.status.upper():5}[/] {r.model} {r.engine} {', '.join(r.invariants)}: {r.strength}")
+        if r.counterexample:
+            console.print(f"      {r.counterexample.invariant}: {r.counterexample.violations[0]}")
+    run = write_run(results, reports_dir=Path(args.reports), meta={"command": " ".join(sys.argv), "seed": args.seed})
+    console.print(f"report: {run / 'report.html'}")
+    return 0 if all(r.status == "pass" for r in results) else 1
+
+
+def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from checkers.replay import load_counterexample, print_replay, replay
+
+    cex = load_counterexample(args.file)
+    rep = replay(cex, source=args.file)
+    if args.json:
+        print(json.dumps(rep.to_json(), indent=2))
+    else:
+        print_replay(rep, console)
+    return 1 if rep.reproduced else 0
+
+
+def cmd_mutants(args: argparse.Namespace, console: Console) -> int:
+    from checkers.mutants.run import print_outcomes, run_mutants
+
+    with live_progress(console, "mutants") as progress:
+        outcomes, orphans = run_mutants(args.selectors, seed=args.seed, progress=progress)
+    print_outcomes(outcomes, orphans, console)
+    return 0 if all(o.killed for o in outcomes) and not orphans else 1
+
+
+class live_progress:
+    """A transient status line while a long run works (shown only at a terminal)."""
+
+    def __init__(self, console: Console, title: str) -> None:
+        self.console = console
+        self.title = title
+        self.status: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.console.is_terminal:
+            return None
+        self.status = self.console.status(self.title)
+        self.status.__enter__()
+
+        def update(p: dict[str, Any]) -> None:
+            text = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in p.items())
+            self.status.update(f"{self.title}: {text}")
+
+        return update
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "list": cmd_list,
+    "explore": cmd_explore,
+    "prove": cmd_prove,
+    "replay": cmd_replay,
+    "mutants": cmd_mutants,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

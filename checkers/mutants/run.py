@@ -1,0 +1,98 @@
+"""``kinv mutants``: run each mutant's engine with only the invariant it must break.
+
+A mutant is killed when that engine reports that invariant (or refutes that proof) while
+the mutant is applied; a model that raises instead is not a kill, since no invariant caught
+the bug. The run fails if a mutant survives or if an invariant or proof has no mutant.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import invariants
+from checkers import plan
+from checkers.errors import UsageError
+from checkers.mutants import Mutant, load_all
+from checkers.results import EngineResult
+
+
+@dataclass
+class Outcome:
+    mutant: Mutant
+    result: EngineResult
+
+    @property
+    def killed(self) -> bool:
+        return self.result.status == "fail"
+
+    @property
+    def detail(self) -> str:
+        r = self.result
+        if r.counterexample is not None:
+            return f"killed by {r.engine}: {r.counterexample.violations[0]} ({len(r.counterexample.steps)} steps)"
+        if r.refutation is not None:
+            return f"killed by prove: z3 counterexample {r.refutation}"
+        if r.error:
+            return f"survived: the model raised {r.error}; no invariant caught it"
+        return f"survived: {r.strength}"
+
+
+def select(selectors: list[str]) -> list[Mutant]:
+    catalog = load_all()
+    if not selectors:
+        return list(catalog.values())
+    chosen: dict[str, Mutant] = {}
+    for sel in selectors:
+        hits = [m for m in catalog.values() if m.model == sel or fnmatch.fnmatchcase(m.name, sel)]
+        if not hits:
+            raise UsageError(f"selector {sel!r}: no mutant or model of that name (see `kinv list`)")
+        chosen.update((m.name, m) for m in hits)
+    return list(chosen.values())
+
+
+def orphans(chosen: list[Mutant]) -> list[str]:
+    """Invariants and proofs of the chosen mutants' models that no mutant in the catalog breaks."""
+    targets = {m.breaks for m in load_all().values()}
+    models = {m.model for m in chosen}
+    names = [i.name for i in invariants.load_all().values() if i.model in models]
+    names += [p.name for p in invariants.PROOFS.values() if p.subsystem in models]
+    return sorted(n for n in names if n not in targets)
+
+
+def run_mutants(
+    selectors: list[str], *, seed: int, progress: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[list[Outcome], list[str]]:
+    chosen = select(selectors)
+    invs = invariants.load_all()
+    for m in chosen:
+        if m.breaks not in invs and m.breaks not in invariants.PROOFS:
+            raise UsageError(f"mutant {m.name}: names unknown invariant {m.breaks!r}")
+    outcomes = []
+    for i, m in enumerate(chosen):
+        if progress:
+            progress({"mutant": m.name, "done": i, "of": len(chosen)})
+        job = plan.Job(m.model, m.engine, (m.breaks,))
+        with m.applied():
+            try:
+                result = plan.run_job(job, profile="ci", seed=seed, mutant=m.name)
+            except Exception as e:  # the mutant made the model raise: reported, not a kill
+                result = EngineResult(m.model, m.engine, [m.breaks], "did not finish", error=f"{type(e).__name__}: {e}")
+        outcomes.append(Outcome(m, result))
+    return outcomes, orphans(chosen)
+
+
+def print_outcomes(outcomes: list[Outcome], missing: list[str], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table("mutant", "must break", "engine", "verdict", title="kinv mutants")
+    for o in outcomes:
+        verdict = f"[green]{o.detail}[/]" if o.killed else f"[red]{o.detail}[/]"
+        table.add_row(o.mutant.name, o.mutant.breaks, o.mutant.engine, verdict)
+    console.print(table)
+    killed = sum(o.killed for o in outcomes)
+    console.print(f"{killed} of {len(outcomes)} mutants killed")
+    for name in missing:
+        console.print(f"[red]no mutant breaks {name}[/]: every invariant needs one (checkers/mutants/)")

@@ -1,0 +1,148 @@
+"""The stateful engine: a Hypothesis RuleBasedStateMachine generated from a model's actions.
+
+One rule per declared action; its precondition is a non-empty argument domain and its
+arguments are drawn from that domain in the current state, so the same declaration that
+feeds the explorer drives the random runs. Every invariant is checked after every step.
+The shrunk failing run is kept as a replayable Counterexample.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import HealthCheck, Verbosity, seed, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+
+from checkers.results import Counterexample, EngineResult
+from invariants import Invariant, evaluate
+from model.contract import Action, Model, Step, digest
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much random search a run does: ``ci`` for every push, ``deep`` for nightly runs."""
+
+    max_examples: int
+    steps: int
+
+
+PROFILES = {"ci": Profile(max_examples=200, steps=60), "deep": Profile(max_examples=3000, steps=200)}
+
+
+class _Violation(AssertionError):
+    pass
+
+
+def _machine(model: Model[Any, Any], invs: list[Invariant], record: dict[str, Any]) -> type[RuleBasedStateMachine]:
+    """A RuleBasedStateMachine class with one rule per action of ``model``."""
+
+    def init(self: Any) -> None:
+        RuleBasedStateMachine.__init__(self)
+        self.state = model.init_state()
+        self.steps = []
+        record["runs"] += 1
+        found = evaluate(invs, self.state)
+        if found:
+            _fail(self, *found)
+
+    def _fail(self: Any, inv: Invariant, violations: list[str]) -> None:
+        record["failure"] = (list(self.steps), inv.name, violations)
+        raise _Violation(f"{inv.name}: {violations[0]}")
+
+    def make_rule(act: Action) -> Callable[..., None]:
+        def enabled(self: Any) -> bool:
+            return next(iter(act.domain(model, self.state)), None) is not None
+
+        def fire(self: Any, data: Any) -> None:
+            choices = list(act.domain(model, self.state))
+            args = choices[0] if len(choices) == 1 else data.draw(st.sampled_from(choices), label=act.name)
+            before = self.state
+            self.state, _ = model.step(before, act, args)
+            self.steps.append(Step(act.name, args))
+            record["steps"] += 1
+            found = evaluate(invs, self.state, before, self.steps[-1])
+            if found:
+                _fail(self, *found)
+
+        fire.__name__ = act.name
+        return rule(data=st.data())(precondition(enabled)(fire))
+
+    body: dict[str, Any] = {"__init__": init}
+    for act in model.actions:
+        body[act.name] = make_rule(act)
+    return type(f"{model.name}_machine", (RuleBasedStateMachine,), body)
+
+
+def run_stateful(
+    model: Model[Any, Any],
+    invs: list[Invariant],
+    *,
+    profile: Profile,
+    seed_value: int,
+    mutant: str | None = None,
+) -> EngineResult:
+    """Sample ``profile.max_examples`` runs of up to ``profile.steps`` steps; deterministic
+    for a given seed. A violation comes back shrunk, as a replayable counterexample."""
+    record: dict[str, Any] = {"runs": 0, "steps": 0, "failure": None}
+    machine = seed(seed_value)(_machine(model, invs, record))
+    conf = settings(
+        max_examples=profile.max_examples,
+        stateful_step_count=profile.steps,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        print_blob=False,
+        verbosity=Verbosity.quiet,
+        suppress_health_check=list(HealthCheck),
+    )
+    started = time.perf_counter()
+    try:
+        run_state_machine_as_test(machine, settings=conf)
+    except _Violation:
+        pass
+    seconds = time.perf_counter() - started
+    stats = {
+        "runs": record["runs"],
+        "steps": record["steps"],
+        "seconds": round(seconds, 3),
+        "steps_per_second": round(record["steps"] / seconds) if seconds else None,
+        "seed": seed_value,
+        "max_examples": profile.max_examples,
+        "max_steps": profile.steps,
+    }
+    result = EngineResult(
+        model=model.name,
+        engine="stateful",
+        invariants=[inv.name for inv in invs],
+        strength=f"sampled {profile.max_examples:,} runs of up to {profile.steps} steps (seed {seed_value})",
+        stats=stats,
+    )
+    if record["failure"] is not None:
+        steps, name, violations = record["failure"]
+        result.counterexample = Counterexample(
+            model=model.name,
+            signature=model.signature(),
+            config=model.config_json(),
+            engine="stateful",
+            invariant=name,
+            violations=violations,
+            steps=steps,
+            digests=trace_digests(model, steps),
+            mutant=mutant,
+            seed=seed_value,
+        )
+    return result
+
+
+def trace_digests(model: Model[Any, Any], steps: list[Step]) -> list[str]:
+    """Digests of the initial state and of the state after each step, replayed from init."""
+    state = model.init_state()
+    out = [digest(state.fingerprint())]
+    for s in steps:
+        state, _ = model.step(state, model.action_by_name[s.action], s.args)
+        out.append(digest(state.fingerprint()))
+    return out
