@@ -114,6 +114,8 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     check_reports_dir(reports)
     pytest_args = [
         "--kinv-only",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
         f"--kinv-engine={','.join(engines)}",
         f"--kinv-profile={args.profile}",
         f"--kinv-seed={args.seed}",
@@ -139,9 +141,10 @@ def check_reports_dir(path: Path) -> None:
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
     import invariants
     from checkers import mutants
-    from rich.table import Table
 
     jobs = plan.resolve(args.selectors, plan.ENGINES)
     chosen = {n for j in jobs for n in j.names}

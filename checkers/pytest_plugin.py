@@ -118,7 +118,8 @@ def describe(result: EngineResult) -> str:
     if result.error:
         return f"{result.engine} on {result.model}: {result.error}"
     if result.refutation is not None:
-        return f"{result.invariants[0]} refuted by z3: {result.refutation}"
+        how = "the cross-check" if "cross-check" in result.refutation else "z3"
+        return f"{result.invariants[0]} refuted by {how}: {result.refutation}"
     cex = result.counterexample
     assert cex is not None
     lines = [f"{cex.invariant} violated ({cex.engine}, {len(cex.steps)} steps):"]
@@ -131,7 +132,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     for key, value in report.user_properties:
         if key == RESULT_KEY:
-            data = json.loads(value)
+            data = json.loads(str(value))
             _pending.append((data["index"], EngineResult.from_json(data["result"])))
 
 

@@ -118,7 +118,7 @@ def load_counterexample(path: str | Path) -> Counterexample:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        raise UsageError(f"{where}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     cex = counterexample_from_json(data, where)
     resolve(cex, where)
     return cex
@@ -162,31 +162,20 @@ def counterexample_from_json(data: Any, where: str) -> Counterexample:
     for i, v in enumerate(data["violations"]):
         if not isinstance(v, str):
             raise UsageError(f"{where}: field 'violations[{i}]' must be a string, found {_json_type(v)}")
-    steps = [_step(s, i, where) for i, s in enumerate(data["steps"])]
+    for i, step in enumerate(data["steps"]):
+        _check_step(step, i, where)
     for i, d in enumerate(data["digests"]):
         if not isinstance(d, str):
             raise UsageError(f"{where}: field 'digests[{i}]' must be a string, found {_json_type(d)}")
-    if len(data["digests"]) != len(steps) + 1:
+    if len(data["digests"]) != len(data["steps"]) + 1:
         raise UsageError(
-            f"{where}: field 'digests' has {len(data['digests'])} entries, expected {len(steps) + 1} "
+            f"{where}: field 'digests' has {len(data['digests'])} entries, expected {len(data['steps']) + 1} "
             "(the initial state, then one per step)"
         )
-    return Counterexample(
-        model=data["model"],
-        signature=data["signature"],
-        config=data["config"],
-        engine=data["engine"],
-        invariant=data["invariant"],
-        violations=list(data["violations"]),
-        steps=steps,
-        digests=list(data["digests"]),
-        mutant=data["mutant"],
-        seed=data["seed"],
-        kind=data["kind"],
-    )
+    return Counterexample.from_json(data)
 
 
-def _step(data: Any, i: int, where: str) -> Step:
+def _check_step(data: Any, i: int, where: str) -> None:
     if not isinstance(data, dict):
         raise UsageError(f"{where}: field 'steps[{i}]' must be an object, found {_json_type(data)}")
     extra = sorted(set(data) - {"action", "args"})
@@ -196,16 +185,6 @@ def _step(data: Any, i: int, where: str) -> Step:
         raise UsageError(f"{where}: field 'steps[{i}].action' must be a string")
     if not isinstance(data.get("args"), list):
         raise UsageError(f"{where}: field 'steps[{i}].args' must be a list")
-    return Step(data["action"], tuple(_tuples(a) for a in data["args"]))
-
-
-def _tuples(value: Any) -> Any:
-    """JSON lists back to the tuples actions take, at any depth."""
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
-    return value
 
 
 def _json_type(value: Any) -> str:
@@ -260,14 +239,18 @@ def resolve(cex: Counterexample, where: str) -> Resolved:
         if mutant is None:
             raise UsageError(f"{where}: unknown mutant {cex.mutant!r}")
         if mutant.model != cex.model:
-            raise UsageError(f"{where}: mutant {cex.mutant!r} mutates model {mutant.model!r}, not {cex.model!r}")
+            raise UsageError(
+                f"{where}: mutant {cex.mutant!r} mutates model {mutant.model!r}, not {cex.model!r}"
+            )
     inv = None
     if cex.kind == "invariant":
         inv = invariants.load_all().get(cex.invariant)
         if inv is None:
             raise UsageError(f"{where}: unknown invariant {cex.invariant!r}")
         if inv.model != cex.model:
-            raise UsageError(f"{where}: invariant {cex.invariant!r} reads model {inv.model!r}, not {cex.model!r}")
+            raise UsageError(
+                f"{where}: invariant {cex.invariant!r} reads model {inv.model!r}, not {cex.model!r}"
+            )
     return Resolved(model, mutant, inv)
 
 
@@ -275,15 +258,17 @@ def resolve(cex: Counterexample, where: str) -> Resolved:
 
 
 def replay_file(path: str | Path) -> Replay:
-    return replay(load_counterexample(path), source=str(path))
+    return replay(load_counterexample(path), source=path)
 
 
-def replay(cex: Counterexample, *, source: str = "counterexample") -> Replay:
+def replay(cex: Counterexample, *, source: str | Path = "counterexample") -> Replay:
     """Run ``cex`` again from the initial state, under its mutant, and re-evaluate its
-    invariant on the final state. Raises UsageError when the model has drifted."""
-    found = resolve(cex, source)
+    invariant on the final state. ``source`` names the file in messages. Raises UsageError
+    when the model has drifted."""
+    where = str(source)
+    found = resolve(cex, where)
     with found.mutated():
-        return _run(found, cex, source)
+        return _run(found, cex, where)
 
 
 def _run(found: Resolved, cex: Counterexample, where: str) -> Replay:
@@ -293,20 +278,22 @@ def _run(found: Resolved, cex: Counterexample, where: str) -> Replay:
     except (TypeError, ValueError) as e:
         raise UsageError(f"{where}: config rejected by model {cex.model!r}: {_one_line(e)}") from None
     _check_digest(cex, 0, state, "the initial state", where)
-    initial = to_jsonable(state)
-    before, plain = state, initial
+    initial = plain(state)
+    before, previous = state, initial
     steps: list[ReplayedStep] = []
     for i, step in enumerate(cex.steps, 1):
         act = model.action_by_name.get(step.action)
         label = act.label(step.args) if act else _label(step.action, step.args)
         if act is None or not model.is_enabled(state, act, step.args):
-            raise UsageError(f"{where}: step {i} {label} is not enabled in the replayed state: {DIFFERENT_MODEL}")
+            raise UsageError(
+                f"{where}: step {i} {label} is not enabled in the replayed state: {DIFFERENT_MODEL}"
+            )
         before = state
         state, result = model.step(state, act, step.args)
         _check_digest(cex, i, state, f"the state after step {i} {label}", where)
-        after = to_jsonable(state)
-        steps.append(ReplayedStep(i, step, label, to_jsonable(result), after, diff_states(plain, after)))
-        plain = after
+        after = plain(state)
+        steps.append(ReplayedStep(i, step, label, plain(result), after, diff_states(previous, after)))
+        previous = after
     violations = _verdict(found, cex, before, state)
     reproduced = bool(violations) and violations == cex.violations
     return Replay(cex, where, initial, steps, violations, reproduced)
@@ -377,6 +364,17 @@ def _join(path: str, key: str) -> str:
 # Output.
 
 
+def plain(value: Any) -> Any:
+    """JSON-able data for a state or return value (``to_jsonable``); a value that is still
+    not JSON-able is kept as its repr, so that ``--json`` output never fails."""
+    value = to_jsonable(value)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
 def show(value: Any) -> str:
     """Compact one-line rendering of a plain-data value for diffs and return values."""
     if value is ABSENT:
@@ -408,7 +406,9 @@ def print_replay(rep: Replay, console: Any) -> None:
         ret = "" if s.result is None else f" [dim]->[/] {escape(show(s.result))}"
         console.print(f"[bold]{s.index:>3}.[/] [cyan]{escape(s.label)}[/]{ret}")
         for c in s.diff:
-            console.print(f"       {escape(c.path)}: [red]{escape(show(c.old))}[/] -> [green]{escape(show(c.new))}[/]")
+            console.print(
+                f"       {escape(c.path)}: [red]{escape(show(c.old))}[/] -> [green]{escape(show(c.new))}[/]"
+            )
         if not s.diff:
             console.print("       [dim](state unchanged)[/]")
     console.print()

@@ -8,6 +8,7 @@ The shrunk failing run is kept as a replayable Counterexample.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,10 +101,8 @@ def run_stateful(
         suppress_health_check=list(HealthCheck),
     )
     started = time.perf_counter()
-    try:
+    with contextlib.suppress(_Violation):  # the failure is in ``record``, shrunk
         run_state_machine_as_test(machine, settings=conf)
-    except _Violation:
-        pass
     seconds = time.perf_counter() - started
     stats = {
         "runs": record["runs"],

@@ -56,7 +56,7 @@ class Proof:
     statement: str
     bounds: str  # "all 64-bit pfns, all orders below MAX_ORDER = 11"
     source: str
-    prove: Callable[[], Any]  # -> (proved: bool, counterexample: dict | None)
+    prove: Callable[[], Any]  # -> (assume, holds, terms): z3 bounds, claim, named values
     crosscheck: Callable[[Any, int], list[str]]  # (random.Random, n) -> mismatches
 
     @property

@@ -56,7 +56,7 @@ class Action:
     doc: str = ""
 
     def label(self, args: Args) -> str:
-        return f"{self.name}({', '.join(f'{p}={a!r}' for p, a in zip(self.params, args))})"
+        return f"{self.name}({', '.join(f'{p}={a!r}' for p, a in zip(self.params, args, strict=True))})"
 
 
 def action(*params: str, domain: Callable[[Any, Any], Iterable[Args]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -145,7 +145,7 @@ class Model(Generic[S, C]):
         return cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     def config_json(self) -> dict[str, Any]:
-        return to_jsonable(self.config)  # type: ignore[no-any-return]
+        return dict(to_jsonable(self.config))
 
     @classmethod
     def signature(cls) -> str:

@@ -34,7 +34,8 @@ class Outcome:
         if r.counterexample is not None:
             return f"killed by {r.engine}: {r.counterexample.violations[0]} ({len(r.counterexample.steps)} steps)"
         if r.refutation is not None:
-            return f"killed by prove: z3 counterexample {r.refutation}"
+            how = "the cross-check" if "cross-check" in r.refutation else "a z3 counterexample"
+            return f"killed by prove, {how}: {r.refutation}"
         if r.error:
             return f"survived: the model raised {r.error}; no invariant caught it"
         return f"survived: {r.strength}"

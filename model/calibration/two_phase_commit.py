@@ -14,19 +14,19 @@ from typing import Any
 
 from model.contract import Args, Model, action
 
+_new = object.__new__
+
 # rmState[r] and tmState values, spelled as in TwoPhase.tla.
 WORKING, PREPARED, COMMITTED, ABORTED = "working", "prepared", "committed", "aborted"
 INIT = "init"
 
-# Messages: [type |-> "Prepared", rm |-> r] is ("Prepared", r); the TM's are one-tuples.
-COMMIT = ("Commit",)
-ABORT = ("Abort",)
-
-Msg = tuple[Any, ...]
+# Messages, as strings: [type |-> "Prepared", rm |-> r] is "Prepared(r)".
+COMMIT = "Commit"
+ABORT = "Abort"
 
 
-def prepared_msg(rm: int) -> Msg:
-    return ("Prepared", rm)
+def prepared_msg(rm: int) -> str:
+    return f"Prepared({rm})"
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,20 @@ class TwoPhaseState:
     rm_state: list[str]  # per RM: working, prepared, committed or aborted
     tm_state: str  # init, committed or aborted
     tm_prepared: frozenset[int]  # RMs the TM has received Prepared from
-    msgs: frozenset[Msg]  # every message ever sent; none is consumed
+    msgs: frozenset[str]  # every message ever sent; none is consumed
 
     def fingerprint(self) -> tuple[Any, ...]:
         return (tuple(self.rm_state), self.tm_state, self.tm_prepared, self.msgs)
 
     def clone(self) -> TwoPhaseState:
-        # The two sets are immutable and replaced on change, so only the list is copied.
-        return TwoPhaseState(self.rm_state.copy(), self.tm_state, self.tm_prepared, self.msgs)
+        # The sets are immutable and replaced on change, so only the list is copied. Filling
+        # the slots directly skips __init__: clone runs once per explored transition.
+        new = _new(TwoPhaseState)
+        new.rm_state = self.rm_state.copy()
+        new.tm_state = self.tm_state
+        new.tm_prepared = self.tm_prepared
+        new.msgs = self.msgs
+        return new
 
 
 # Argument domains. Each returns the argument tuples for which the action is enabled.
@@ -56,7 +62,7 @@ def _prepared_rms(m: TwoPhaseModel, s: TwoPhaseState) -> Iterable[Args]:
     if s.tm_state != INIT:
         return ()
     msgs = s.msgs
-    return [a for a in m.rm_args if ("Prepared", a[0]) in msgs]
+    return [a for a, msg in zip(m.rm_args, m.prepared_msgs, strict=True) if msg in msgs]
 
 
 def _tm_can_commit(m: TwoPhaseModel, s: TwoPhaseState) -> Iterable[Args]:
@@ -72,7 +78,7 @@ def _working_rms(m: TwoPhaseModel, s: TwoPhaseState) -> Iterable[Args]:
     return [a for a in m.rm_args if rm_state[a[0]] == WORKING]
 
 
-def _all_rms_if(msg: Msg) -> Any:
+def _all_rms_if(msg: str) -> Any:
     def domain(m: TwoPhaseModel, s: TwoPhaseState) -> Iterable[Args]:
         return m.rm_args if msg in s.msgs else ()
 
@@ -90,6 +96,10 @@ class TwoPhaseModel(Model[TwoPhaseState, TwoPhaseConfig]):
         self.rm_args: tuple[Args, ...] = tuple((rm,) for rm in range(n))
         self.no_args: tuple[Args, ...] = ((),)
         self.all_rms = frozenset(range(n))
+        self.prepared_msgs = tuple(prepared_msg(rm) for rm in range(n))
+        # One-element sets to union with, built once rather than on every transition.
+        self.just_rm = tuple(frozenset({rm}) for rm in range(n))
+        self.just_prepared = tuple(frozenset({msg}) for msg in self.prepared_msgs)
 
     def init_state(self) -> TwoPhaseState:
         """TPInit: every RM working, the TM in init, nothing prepared, no message sent."""
@@ -98,7 +108,7 @@ class TwoPhaseModel(Model[TwoPhaseState, TwoPhaseConfig]):
     @action("rm", domain=_prepared_rms)
     def tm_rcv_prepared(self, s: TwoPhaseState, rm: int) -> None:
         """TMRcvPrepared(r): the TM records a Prepared message from r."""
-        s.tm_prepared = s.tm_prepared | {rm}
+        s.tm_prepared = s.tm_prepared | self.just_rm[rm]
 
     @action(domain=_tm_can_commit)
     def tm_commit(self, s: TwoPhaseState) -> None:
@@ -116,7 +126,7 @@ class TwoPhaseModel(Model[TwoPhaseState, TwoPhaseConfig]):
     def rm_prepare(self, s: TwoPhaseState, rm: int) -> None:
         """RMPrepare(r): a working RM prepares and sends Prepared."""
         s.rm_state[rm] = PREPARED
-        s.msgs = s.msgs | {prepared_msg(rm)}
+        s.msgs = s.msgs | self.just_prepared[rm]
 
     @action("rm", domain=_working_rms)
     def rm_choose_to_abort(self, s: TwoPhaseState, rm: int) -> None:

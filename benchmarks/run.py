@@ -1,0 +1,336 @@
+"""kinv performance runner: ``python benchmarks/run.py [--quick] [--only NAME] [--out FILE]``.
+
+Runs each section, prints a table and writes JSON (default benchmarks/results/latest.json).
+Timings are measured here and never asserted in tests. Each explorer measurement runs in a
+fresh child process so that its peak RSS is its own.
+
+Exit status: 0 all sections ran (skipped ones included), 1 a section failed or disagreed
+with its peer, 2 bad usage.
+
+Adding a section: write ``def my_section(quick: bool) -> Section`` and add it to SECTIONS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout, installed or not
+
+SCHEMA = "kinv.benchmarks/1"
+
+
+@dataclass
+class Section:
+    """One section's outcome: ``rows`` for the table and the JSON, or why it was skipped."""
+
+    status: str = "ok"  # "ok", "skipped", "failed" (a peer disagrees, or the run broke)
+    reason: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Children: one explorer run per process, reporting its stats and peak RSS as JSON.
+
+
+def _two_phase_commit(param: str) -> tuple[Any, list[Any]]:
+    from invariants import Invariant
+    from model.calibration.two_phase_commit import ABORTED, COMMITTED, TwoPhaseConfig, TwoPhaseModel
+
+    def consistent(s: Any) -> list[str]:
+        return ["an RM committed while another aborted"] if COMMITTED in s.rm_state and ABORTED in s.rm_state else []
+
+    inv = Invariant("two_phase_commit.consistent", "two_phase_commit",
+                    "No RM has committed while another has aborted.", "TwoPhase.tla TCConsistent", consistent)
+    return TwoPhaseModel(TwoPhaseConfig(rms=int(param))), [inv]
+
+
+def _registry_model(param: str) -> tuple[Any, list[Any]]:
+    """``name:profile`` of a model in model.MODELS, with its registered invariants."""
+    import invariants
+    from model import model_class
+
+    name, profile = param.split(":")
+    return model_class(name).from_profile(profile), invariants.for_model(name)
+
+
+CHILD_MODELS: dict[str, Callable[[str], tuple[Any, list[Any]]]] = {
+    "two_phase_commit": _two_phase_commit,
+    "registry": _registry_model,
+}
+
+
+def _child(kind: str, param: str) -> None:
+    from checkers.explore import explore
+
+    model, invs = CHILD_MODELS[kind](param)
+    show = sys.stderr.isatty()
+
+    def progress(p: dict[str, Any]) -> None:
+        if show:
+            print(f"\r  {model.name} {param}: {p['states']:,} states, depth {p['depth']}, {p['seconds']:.1f}s ",
+                  end="", file=sys.stderr, flush=True)
+
+    rss_before = _peak_rss()
+    cpu_before = time.process_time()
+    result = explore(model, invs, progress=progress, measure_memory=True)
+    cpu = time.process_time() - cpu_before
+    if show:
+        print(file=sys.stderr)
+    stats = dict(result.stats)
+    states = stats["states"]
+    stats["cpu_seconds"] = round(cpu, 3)
+    stats["rss_delta_bytes"] = _peak_rss() - rss_before
+    stats["rss_bytes_per_state"] = round(stats["rss_delta_bytes"] / states, 1)
+    out = {"model": model.name, "param": param, "status": result.status, "strength": result.strength,
+           "stats": stats, "error": result.error}
+    print(json.dumps(out))
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def run_child(kind: str, param: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, str(Path(__file__)), "--child", kind, param],
+                          stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"explorer child {kind} {param} exited {proc.returncode}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Spin peer.
+
+
+@dataclass
+class SpinRun:
+    states_stored: int
+    compile_seconds: float  # spin -a and gcc
+    pan_seconds: float  # wall time of ./pan, measured here
+    pan_reported_seconds: float | None  # pan's own "elapsed time"
+    errors: int
+
+
+def spin_missing() -> str | None:
+    for tool in ("spin", "gcc"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found on PATH"
+    return None
+
+
+def run_spin(pml: Path, defines: dict[str, int]) -> SpinRun:
+    """Compile and run a Promela model exhaustively: no partial-order reduction (the model
+    has one process, so it would not apply), safety only, assertions checked."""
+    flags = [f"-D{k}={v}" for k, v in defines.items()]
+    with tempfile.TemporaryDirectory(prefix="kinv-spin-") as tmp:
+        t0 = time.perf_counter()
+        subprocess.run(["spin", "-a", *flags, str(pml)], cwd=tmp, check=True, capture_output=True)
+        subprocess.run(["gcc", "-O2", "-DNOREDUCE", "-DSAFETY", "-o", "pan", "pan.c"], cwd=tmp, check=True,
+                       capture_output=True)
+        t1 = time.perf_counter()
+        proc = subprocess.run(["./pan", "-m100000"], cwd=tmp, check=True, capture_output=True, text=True)
+        t2 = time.perf_counter()
+    text = proc.stdout
+    stored = re.search(r"(\d+) states, stored", text)
+    errors = re.search(r"errors: (\d+)", text)
+    elapsed = re.search(r"elapsed time ([\d.e+-]+) seconds", text)
+    if stored is None or errors is None:
+        raise RuntimeError(f"unexpected pan output:\n{text}")
+    return SpinRun(int(stored.group(1)), round(t1 - t0, 3), round(t2 - t1, 3),
+                   float(elapsed.group(1)) if elapsed else None, int(errors.group(1)))
+
+
+def spin_version() -> str | None:
+    if shutil.which("spin") is None:
+        return None
+    return subprocess.run(["spin", "-V"], capture_output=True, text=True).stdout.strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Sections.
+
+PUBLISHED_2PC = {3: 288, 5: 8_832, 7: 296_448, 8: 1_745_408}  # TLC and Stateright
+
+
+def explore_2pc(quick: bool) -> Section:
+    """The explorer on two-phase commit, beside Spin on its Promela twin."""
+    section = Section()
+    missing = spin_missing()
+    for rms in (7,) if quick else (7, 8):
+        ours = run_child("two_phase_commit", str(rms))
+        stats = ours["stats"]
+        row: dict[str, Any] = {
+            "case": f"2pc rms={rms}",
+            "states": stats["states"],
+            "published": PUBLISHED_2PC.get(rms),
+            "transitions": stats["transitions"],
+            "seconds": stats["seconds"],
+            "cpu_seconds": stats["cpu_seconds"],
+            "states_per_second": stats["states_per_second"],
+            "table_bytes_per_state": stats["bytes_per_state"],
+            "rss_bytes_per_state": stats["rss_bytes_per_state"],
+            "peak_frontier": stats["peak_frontier"],
+        }
+        if stats["states"] != PUBLISHED_2PC.get(rms, stats["states"]) or ours["status"] != "pass":
+            section.status = "failed"
+            section.reason = f"rms={rms}: {stats['states']} states, status {ours['status']}"
+        if missing:
+            row["spin"] = f"skipped: {missing}"
+        else:
+            spin = run_spin(HERE / "spin" / "two_phase_commit.pml", {"N": rms})
+            row.update(
+                spin_states=spin.states_stored,
+                spin_seconds=spin.pan_seconds,
+                spin_reported_seconds=spin.pan_reported_seconds,
+                spin_compile_seconds=spin.compile_seconds,
+                spin_states_per_second=round(spin.states_stored / spin.pan_seconds) if spin.pan_seconds else None,
+                ratio=round(stats["seconds"] / spin.pan_seconds, 1) if spin.pan_seconds else None,
+            )
+            if spin.states_stored != stats["states"] or spin.errors:
+                section.status = "failed"
+                section.reason = f"rms={rms}: Spin stored {spin.states_stored} states ({spin.errors} errors)"
+        section.rows.append(row)
+    return section
+
+
+def explore_buddy(quick: bool) -> Section:
+    """The explorer on the buddy allocator's small profile with its registered invariants."""
+    try:
+        import invariants
+        from model import model_class
+
+        model_class("buddy").from_profile("small")
+        invariants.for_model("buddy")
+    except Exception as exc:  # the model or its suite may not exist yet
+        return Section(status="skipped", reason=f"buddy model not importable: {type(exc).__name__}: {exc}")
+    ours = run_child("registry", "buddy:small")
+    stats = ours["stats"]
+    row = {
+        "case": "buddy small",
+        "status": ours["status"],
+        "strength": ours["strength"],
+        "states": stats["states"],
+        "transitions": stats["transitions"],
+        "seconds": stats["seconds"],
+        "states_per_second": stats["states_per_second"],
+        "table_bytes_per_state": stats["bytes_per_state"],
+        "rss_bytes_per_state": stats["rss_bytes_per_state"],
+    }
+    return Section(status="ok", rows=[row])
+
+
+# Extension point: section name -> function(quick) -> Section, run in this order.
+# Planned by others: stateful_buddy (Hypothesis steps/s), prove_buddy (z3 proof times).
+SECTIONS: dict[str, Callable[[bool], Section]] = {
+    "explore_2pc": explore_2pc,
+    "explore_buddy": explore_buddy,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Report.
+
+
+def environment() -> dict[str, Any]:
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "spin": spin_version(),
+        "commit": commit.stdout.strip() or None,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def print_table(name: str, section: Section) -> None:
+    """One line per figure, one column per case: reads better than a very wide table."""
+    print(f"\n{name}: {section.status}" + (f" ({section.reason})" if section.reason else ""))
+    if not section.rows:
+        return
+    keys = list(dict.fromkeys(k for row in section.rows for k in row))
+    cols = [[_cell(row.get(k)) for k in keys] for row in section.rows]
+    label = max(map(len, keys))
+    widths = [max(map(len, col)) for col in cols]
+    for i, key in enumerate(keys):
+        print(f"  {key:<{label}}  " + "  ".join(f"{col[i]:>{w}}" for col, w in zip(cols, widths, strict=True)))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if value < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description="kinv performance runner")
+    parser.add_argument("--quick", action="store_true", help="smaller cases, for a quick look")
+    parser.add_argument("--only", metavar="NAME", action="append", help=f"run only these sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--out", metavar="FILE", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "PARAM"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(*args.child)
+        return 0
+    unknown = [n for n in args.only or [] if n not in SECTIONS]
+    if unknown:
+        print(f"benchmarks/run.py: unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})", file=sys.stderr)
+        return 2
+
+    report: dict[str, Any] = {"schema": SCHEMA, "quick": args.quick, "environment": environment(), "sections": {}}
+    failed = False
+    for name, fn in SECTIONS.items():
+        if args.only and name not in args.only:
+            continue
+        try:
+            section = fn(args.quick)
+        except Exception as exc:
+            section = Section(status="failed", reason=f"{type(exc).__name__}: {exc}")
+        failed |= section.status == "failed"
+        report["sections"][name] = asdict(section)
+        print_table(name, section)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(args.out)  # atomic: no half-written results
+    print(f"\nwrote {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,512 @@
+"""Run reports: ``reports/<run-id>/`` with five artefacts (DESIGN.md, "Reports").
+
+- ``summary.json``: the versioned record every other artefact is rendered from;
+- ``junit.xml``: one testsuite per (model, engine), one testcase per invariant, for CI;
+- ``report.html``: self-contained, offline; counterexamples replayed as steps with diffs;
+- ``summary.md``: a short table for CI job summaries;
+- ``counterexamples/*.json``: what ``kinv replay`` reads.
+
+A run directory is written atomically: everything goes into a hidden temporary directory
+inside ``reports/``, which is renamed into place only once complete (and removed if
+anything raises), so a reader never sees half a run. ``reports/latest`` is then pointed at
+the newest run: a relative symlink, built under a temporary name and swapped in with
+``os.replace`` (atomic on POSIX); where symlinks are unavailable it is a one-line file
+holding the run id. Run ids are UTC timestamps with a random suffix, so names sort by time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import secrets
+import shlex
+import shutil
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import invariants
+from checkers.replay import ABSENT, Replay, plain, replay, show
+from checkers.results import SUMMARY_SCHEMA, Counterexample, EngineResult
+
+TMP_PREFIX = ".tmp-"
+LATEST = "latest"
+RUN_ID = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{4}$")
+DEADLOCK_STATEMENT = "Every reachable state has an enabled action or is an intended end state."
+
+# Worst first: the status an invariant gets from several engines' checks. "stopped" means
+# the engine ended at another invariant's violation before checking this one to its end.
+SEVERITY = ("fail", "error", "pass", "stopped")
+MARK = {"pass": "✅", "fail": "❌", "error": "⚠️", "stopped": "⏸️"}
+
+
+def write_run(results: list[EngineResult], *, reports_dir: Path, meta: dict[str, Any]) -> Path:
+    """Write ``reports_dir/<run-id>/`` atomically, point ``latest`` at it, return its path.
+
+    ``meta`` carries what the caller knows about the run: ``command`` (argv list or string),
+    ``selectors``, ``seed``, ``started`` and ``finished`` (datetimes, ISO strings or epoch
+    seconds); any other keys are recorded as given.
+    """
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id()
+    while (reports_dir / run_id).exists():
+        run_id = new_run_id()
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=reports_dir))
+    try:
+        _write_artefacts(tmp, reports_dir / run_id, results, meta)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a run dir is for everyone to read
+        final = reports_dir / run_id
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    update_latest(reports_dir)
+    return final
+
+
+def new_run_id() -> str:
+    now = dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%S.%f}Z-{secrets.token_hex(2)}"
+
+
+def update_latest(reports_dir: Path) -> None:
+    """Point ``reports_dir/latest`` at the newest run directory, atomically."""
+    runs = sorted(p.name for p in reports_dir.iterdir() if RUN_ID.match(p.name) and p.is_dir())
+    if not runs:
+        return
+    tmp = reports_dir / f"{TMP_PREFIX}{LATEST}-{secrets.token_hex(4)}"
+    try:
+        try:
+            os.symlink(runs[-1], tmp, target_is_directory=True)
+        except (OSError, NotImplementedError):
+            tmp.write_text(runs[-1] + "\n", encoding="utf-8")
+        os.replace(tmp, reports_dir / LATEST)
+    finally:
+        if os.path.lexists(tmp):
+            tmp.unlink()
+
+
+def latest_run(reports_dir: Path) -> Path | None:
+    """The run directory ``latest`` names, or None when there is none."""
+    link = Path(reports_dir) / LATEST
+    if link.is_symlink():
+        target = link.parent / os.readlink(link)
+    elif link.is_file():
+        target = link.parent / link.read_text(encoding="utf-8").strip()
+    else:
+        return None
+    return target if target.is_dir() else None
+
+
+# Writing.
+
+
+def _write_artefacts(out: Path, final: Path, results: list[EngineResult], meta: dict[str, Any]) -> None:
+    """Write every artefact into ``out``; ``final`` is where it will live, for the replay
+    commands the artefacts print."""
+    files = _counterexample_files(results)
+    summary = build_summary(results, run_id=final.name, meta=meta, files=files)
+    if any(files):
+        (out / "counterexamples").mkdir()
+    for res, name in zip(results, files, strict=True):
+        if name and res.counterexample:
+            _write_json(out / name, res.counterexample.to_json())
+    _write_json(out / "summary.json", summary)
+    ET.ElementTree(junit(summary, run_dir=final)).write(
+        out / "junit.xml", encoding="utf-8", xml_declaration=True
+    )
+    (out / "summary.md").write_text(markdown(summary), encoding="utf-8")
+    (out / "report.html").write_text(html(summary, results, run_dir=final), encoding="utf-8")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _counterexample_files(results: list[EngineResult]) -> list[str | None]:
+    """``counterexamples/<model>-<engine>-<invariant>.json`` per failed result; a mutant's name
+    is appended, and a counter if two results still collide."""
+    taken: set[str] = set()
+    names: list[str | None] = []
+    for res in results:
+        cex = res.counterexample
+        if cex is None:
+            names.append(None)
+            continue
+        stem = re.sub(
+            r"[^A-Za-z0-9._-]+",
+            "_",
+            "-".join(filter(None, (res.model, res.engine, cex.invariant, cex.mutant))),
+        )
+        name, n = stem, 1
+        while name in taken:
+            n += 1
+            name = f"{stem}-{n}"
+        taken.add(name)
+        names.append(f"counterexamples/{name}.json")
+    return names
+
+
+# summary.json: the one record the other artefacts are rendered from.
+
+
+def build_summary(
+    results: list[EngineResult], *, run_id: str, meta: dict[str, Any], files: list[str | None] | None = None
+) -> dict[str, Any]:
+    """The ``summary.json`` document (schema ``kinv.summary/1``): ``status`` of the run
+    (``fail`` if any result failed, else ``error`` if any errored, else ``pass``), ``run``
+    metadata, ``counts``, one entry per engine ``results``, and per-name ``invariants`` and
+    ``proofs`` with each engine's check of them."""
+    files = files if files is not None else [None] * len(results)
+    registry = invariants.load_all()
+    checks: dict[str, list[dict[str, Any]]] = {}
+    for res in results:
+        for name, status in _checks(res):
+            checks.setdefault(name, []).append(
+                {"model": res.model, "engine": res.engine, "status": status, "strength": res.strength}
+            )
+    order = {name: i for i, name in enumerate([*registry, *invariants.PROOFS])}
+    names = sorted(checks, key=lambda n: order.get(n, len(order)))
+    proof_engine = {n for res in results if res.engine == "prove" for n in res.invariants}
+    is_proof = {n: n in invariants.PROOFS or (n not in registry and n in proof_engine) for n in names}
+    statuses = [r.status for r in results]
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "status": _worst(statuses, ("fail", "error", "pass")) if results else "pass",
+        "run": _run_meta(run_id, meta),
+        "counts": {s: statuses.count(s) for s in ("pass", "fail", "error")} | {"results": len(results)},
+        "results": [_result_json(r, f) for r, f in zip(results, files, strict=True)],
+        "invariants": [_invariant_json(n, checks[n], results) for n in names if not is_proof[n]],
+        "proofs": [_proof_json(n, checks[n]) for n in names if is_proof[n]],
+    }
+
+
+def _checks(res: EngineResult) -> list[tuple[str, str]]:
+    cex = res.counterexample
+    return case_statuses(res.status, res.invariants, cex.invariant if cex else None)
+
+
+def case_statuses(status: str, names: list[str], failed: str | None) -> list[tuple[str, str]]:
+    """(invariant, status) for every invariant one engine result speaks for: the one its
+    counterexample violates fails, the others were left unfinished ("stopped"). A failed
+    result without a counterexample (a refuted proof) fails every name it carries."""
+    names = list(names)
+    if failed is not None and failed not in names:
+        names.append(failed)  # a deadlock, which no invariant list names
+    if status in ("error", "pass") or failed is None:
+        return [(n, status) for n in names]
+    return [(n, "fail" if n == failed else "stopped") for n in names]
+
+
+def _worst(statuses: Iterable[str], order: tuple[str, ...] = SEVERITY) -> str:
+    present = set(statuses)
+    return next((s for s in order if s in present), order[-1])
+
+
+def _result_json(res: EngineResult, file: str | None) -> dict[str, Any]:
+    cex = res.counterexample
+    return {
+        "model": res.model,
+        "engine": res.engine,
+        "status": res.status,
+        "strength": res.strength,
+        "invariants": list(res.invariants),
+        "stats": {str(k): plain(v) for k, v in res.stats.items()},
+        "error": res.error,
+        "counterexample": None if cex is None else _cex_json(cex, file),
+        "refutation": None if res.refutation is None else plain(res.refutation),
+    }
+
+
+def _cex_json(cex: Counterexample, file: str | None) -> dict[str, Any]:
+    return {
+        "file": file,
+        "invariant": cex.invariant,
+        "kind": cex.kind,
+        "mutant": cex.mutant,
+        "seed": cex.seed,
+        "steps": len(cex.steps),
+        "violations": list(cex.violations),
+    }
+
+
+def _invariant_json(name: str, checks: list[dict[str, Any]], results: list[EngineResult]) -> dict[str, Any]:
+    inv = invariants.REGISTRY.get(name)
+    deadlock = any(
+        r.counterexample and r.counterexample.invariant == name and r.counterexample.kind == "deadlock"
+        for r in results
+    )
+    return {
+        "name": name,
+        "model": inv.model if inv else checks[0]["model"],
+        "statement": inv.statement if inv else (DEADLOCK_STATEMENT if deadlock else None),
+        "source": inv.source if inv else None,
+        "transition": inv.transition if inv else False,
+        "status": _worst(c["status"] for c in checks),
+        "checks": checks,
+    }
+
+
+def _proof_json(name: str, checks: list[dict[str, Any]]) -> dict[str, Any]:
+    prf = invariants.PROOFS.get(name)
+    return {
+        "name": name,
+        "statement": prf.statement if prf else None,
+        "bounds": prf.bounds if prf else None,
+        "source": prf.source if prf else None,
+        "status": _worst(c["status"] for c in checks),
+        "checks": checks,
+    }
+
+
+def _run_meta(run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+    started = _when(meta.get("started"))
+    finished = _when(meta.get("finished")) or dt.datetime.now(dt.UTC)
+    command = meta.get("command")
+    run: dict[str, Any] = {
+        "id": run_id,
+        "kinv_version": _version(),
+        "python": platform.python_version(),
+        "command": shlex.join(command) if isinstance(command, list | tuple) else command,
+        "selectors": list(meta.get("selectors") or []),
+        "seed": meta.get("seed"),
+        "started": started.isoformat() if started else None,
+        "finished": finished.isoformat(),
+        "duration_s": round((finished - started).total_seconds(), 3) if started else None,
+    }
+    for key, value in meta.items():
+        run.setdefault(str(key), plain(value))
+    return run
+
+
+def _when(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    when = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)  # naive times are taken as UTC
+
+
+def _version() -> str:
+    try:
+        return metadata.version("kinv")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# junit.xml
+
+
+def junit(summary: dict[str, Any], *, run_dir: Path) -> ET.Element:
+    """JUnit XML: one testsuite per (model, engine) result, one testcase per invariant."""
+    suites = ET.Element("testsuites", name="kinv")
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    total_time = 0.0
+    for res in summary["results"]:
+        cex = res["counterexample"]
+        classname = f"kinv.{res['model']}.{res['engine']}"
+        seconds = _seconds(res["stats"])
+        total_time += seconds
+        suite = ET.SubElement(suites, "testsuite", name=classname, time=f"{seconds:.3f}")
+        if summary["run"]["started"]:
+            suite.set("timestamp", summary["run"]["started"][:19])  # JUnit wants no zone
+        props = ET.SubElement(suite, "properties")
+        for key, value in (
+            ("strength", res["strength"]),
+            ("run", summary["run"]["id"]),
+            ("seed", summary["run"]["seed"]),
+        ):
+            if value is not None:
+                ET.SubElement(props, "property", name=key, value=str(value))
+        counts = dict.fromkeys(totals, 0)
+        for name, status in case_statuses(
+            res["status"], res["invariants"], cex["invariant"] if cex else None
+        ):
+            case = ET.SubElement(suite, "testcase", classname=classname, name=name, time="0.000")
+            counts["tests"] += 1
+            outcome = _outcome(res, status, run_dir)
+            if outcome is not None:
+                case.append(outcome)
+                counts[{"fail": "failures", "error": "errors", "stopped": "skipped"}[status]] += 1
+        for key, n in counts.items():
+            suite.set(key, str(n))
+            totals[key] += n
+    for key, n in totals.items():
+        suites.set(key, str(n))
+    suites.set("time", f"{total_time:.3f}")
+    ET.indent(suites)
+    return suites
+
+
+def _outcome(res: dict[str, Any], status: str, run_dir: Path) -> ET.Element | None:
+    """The <failure>, <error> or <skipped> child of a testcase; None when it passed."""
+    cex = res["counterexample"]
+    if status == "error":
+        element = ET.Element("error", message=_first_line(res["error"]), type="kinv.error")
+        element.text = res["error"]
+    elif status == "stopped":
+        message = f"not checked to the end: the engine stopped at {cex['invariant']}"
+        element = ET.Element("skipped", message=message)
+    elif status == "fail" and cex is None:  # a refuted proof: no trace, a solver model
+        element = ET.Element("failure", message=res["strength"], type="kinv.refutation")
+        element.text = f"{res['strength']}\nrefutation: {json.dumps(res['refutation'])}"
+    elif status == "fail":
+        lines = list(cex["violations"]) or ["(no violation sentence recorded)"]
+        if cex["mutant"]:
+            lines.append(f"under mutant {cex['mutant']}")
+        if cex["file"]:
+            lines.append(f"replay the {cex['steps']} steps with: kinv replay {run_dir / cex['file']}")
+        element = ET.Element("failure", message=lines[0], type=f"kinv.{cex['kind']}")
+        element.text = "\n".join(lines)
+    else:
+        return None
+    return element
+
+
+def _seconds(stats: dict[str, Any]) -> float:
+    """The engine's wall time: ``seconds``, or the sum of its ``*_seconds`` phases."""
+    numbers = {k: v for k, v in stats.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    if "seconds" in numbers:
+        return float(numbers["seconds"])
+    return float(sum(v for k, v in numbers.items() if k.endswith("_seconds") and not k.startswith("max_")))
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else "error"
+
+
+# summary.md
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """A short Markdown summary: verdict, an invariant x engine table, counterexample headlines."""
+    run = summary["run"]
+    status = summary["status"]
+    engines = list(dict.fromkeys(r["engine"] for r in summary["results"]))
+    lines = [f"### kinv: {MARK[status]} {status}", ""]
+    facts = [f"run `{run['id']}`", f"{summary['counts']['results']} engine results"]
+    if run["seed"] is not None:
+        facts.append(f"seed {run['seed']}")
+    if run["duration_s"] is not None:
+        facts.append(f"{run['duration_s']:.1f} s")
+    lines += [" · ".join(facts), ""]
+    rows = summary["invariants"] + summary["proofs"]
+    if rows and engines:
+        lines.append("| invariant | " + " | ".join(engines) + " |")
+        lines.append("|---|" + "---|" * len(engines))
+        for row in rows:
+            cells = []
+            for engine in engines:
+                found = [c["status"] for c in row["checks"] if c["engine"] == engine]
+                cells.append(f"{MARK[_worst(found)]} {_worst(found)}" if found else "")
+            lines.append(f"| `{row['name']}` | " + " | ".join(cells) + " |")
+        lines.append("")
+    refuted = [r for r in summary["results"] if r["refutation"] is not None]
+    if refuted:
+        lines += ["**Refuted proofs**", ""]
+        lines += [f"- **{', '.join(r['invariants'])}**: {_md(r['strength'])}" for r in refuted]
+        lines.append("")
+    failed = [r for r in summary["results"] if r["counterexample"]]
+    if failed:
+        lines += ["**Counterexamples**", ""]
+        for r in failed:
+            cex = r["counterexample"]
+            head = _md(cex["violations"][0]) if cex["violations"] else "(no sentence)"
+            where = f" · `{cex['file']}`" if cex["file"] else ""
+            under = f", mutant {cex['mutant']}" if cex["mutant"] else ""
+            lines.append(
+                f"- **{cex['invariant']}** ({r['engine']}, {cex['steps']} steps{under}): {head}{where}"
+            )
+        lines.append("")
+    errored = [r for r in summary["results"] if r["status"] == "error"]
+    if errored:
+        lines += ["**Errors**", ""]
+        lines += [f"- {r['model']} / {r['engine']}: {_md(_first_line(r['error']))}" for r in errored]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    """One line of table-safe text; CI summaries render inline HTML, so ``<`` is escaped."""
+    return " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
+
+
+# report.html
+
+
+def html(summary: dict[str, Any], results: list[EngineResult], *, run_dir: Path) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    views = [
+        _cex_view(entry, res)
+        for entry, res in zip(summary["results"], results, strict=True)
+        if res.counterexample is not None
+    ]
+    return env.get_template("report.html.j2").render(
+        summary=summary, counterexamples=views, mark=MARK, run_dir=str(run_dir)
+    )
+
+
+def _cex_view(entry: dict[str, Any], res: EngineResult) -> dict[str, Any]:
+    """What the template shows for one counterexample: its replay, or why there is none."""
+    cex = res.counterexample
+    assert cex is not None
+    view: dict[str, Any] = {"result": entry, "cex": entry["counterexample"], "replay": None, "error": None}
+    if res.engine == "prove":
+        view["error"] = "a solver model, not a trace: nothing to replay"
+        return view
+    try:
+        rep = replay(cex, source=entry["counterexample"]["file"] or "counterexample")
+    except Exception as e:  # a broken model must not take the report down with it
+        view["error"] = f"replay failed: {e}" if str(e) else f"replay failed: {type(e).__name__}"
+        return view
+    view["replay"] = _replay_view(rep)
+    return view
+
+
+def _replay_view(rep: Replay) -> dict[str, Any]:
+    return {
+        "reproduced": rep.reproduced,
+        "violations": rep.violations,
+        "initial": _pretty(rep.initial),
+        "steps": [
+            {
+                "index": s.index,
+                "label": s.label,
+                "result": None if s.result is None else show(s.result),
+                "diff": [
+                    (c.path, show(c.old), show(c.new), c.old is ABSENT, c.new is ABSENT) for c in s.diff
+                ],
+                "state": _pretty(s.state),
+            }
+            for s in rep.steps
+        ],
+    }
+
+
+def _pretty(value: Any, indent: str = "") -> str:
+    """Indented JSON that keeps short lists and objects on one line, so that a state with
+    per-page arrays stays readable."""
+    flat = json.dumps(value, ensure_ascii=False, default=repr)
+    if len(indent) + len(flat) <= 100 or not isinstance(value, dict | list) or not value:
+        return flat
+    inner = indent + "  "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k)}: {_pretty(v, inner).lstrip()}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    return "[\n" + ",\n".join(inner + _pretty(v, inner).lstrip() for v in value) + f"\n{indent}]"

@@ -1,0 +1,46 @@
+"""The stateful engine on the toy model: it finds, shrinks, records and is deterministic."""
+
+from __future__ import annotations
+
+import pytest
+from toy_model import NEVER_JUMPS, TAKE_TWICE, WITHIN_LIMIT, ToyConfig, ToyModel, install
+
+from checkers.replay import replay
+from checkers.stateful import Profile, run_stateful, trace_digests
+
+QUICK = Profile(max_examples=100, steps=20)
+
+
+def test_holding_invariants_pass_with_the_runs_counted() -> None:
+    # Limit 3 with sizes (1,) never overshoots: inc is disabled at the limit.
+    r = run_stateful(ToyModel(ToyConfig(sizes=(1,))), [WITHIN_LIMIT, NEVER_JUMPS], profile=QUICK, seed_value=3)
+    assert r.status == "pass"
+    assert r.counterexample is None
+    assert r.stats["steps"] > 0 and r.stats["runs"] >= QUICK.max_examples
+    assert "sampled 100 runs of up to 20 steps" in r.strength
+
+
+def test_violation_is_shrunk_and_replayable(monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch)
+    m = ToyModel()
+    r = run_stateful(m, [WITHIN_LIMIT], profile=QUICK, seed_value=1)
+    cex = r.counterexample
+    assert r.status == "fail" and cex is not None
+    # The shortest overshoot of limit 3 from 0 is inc(2), inc(2): shrinking must find it.
+    assert [(s.action, s.args) for s in cex.steps] == [("inc", (2,)), ("inc", (2,))]
+    assert cex.violations == ["count 4 exceeds limit 3"]
+    assert cex.digests == trace_digests(m, cex.steps)
+    assert replay(cex).reproduced
+
+
+def test_same_seed_same_run_and_transition_invariants_checked() -> None:
+    m = ToyModel(ToyConfig(limit=10))
+    a = run_stateful(m, [NEVER_JUMPS], profile=QUICK, seed_value=5)
+    b = run_stateful(m, [NEVER_JUMPS], profile=QUICK, seed_value=5)
+    assert a.stats["steps"] == b.stats["steps"] and a.status == b.status == "pass"
+    with TAKE_TWICE.applied():
+        r = run_stateful(m, [NEVER_JUMPS], profile=QUICK, seed_value=5, mutant=TAKE_TWICE.name)
+    assert r.counterexample is not None
+    assert r.counterexample.invariant == "toy.never_jumps"
+    assert r.counterexample.mutant == "toy.take_twice"
+    assert r.counterexample.violations == ["inc moved count by 4"]
