@@ -88,12 +88,13 @@ def build_parser() -> Parser:
 
     m = sub.add_parser("mutants", help="run the mutant catalog: every mutant must be killed")
     m.add_argument("selectors", nargs="*", metavar="SELECTOR", help="mutant names or patterns (default: all)")
-    m.add_argument("--seed", type=seed_int, default=0)
+    common(m)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    console = Console(stderr=False, highlight=False)
+    # CI logs are no terminal: give tables room rather than rich's default 80 columns.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     try:
         args = build_parser().parse_args(argv)
         return int(COMMANDS[args.command](args, console))
@@ -240,9 +241,31 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 def cmd_mutants(args: argparse.Namespace, console: Console) -> int:
     from checkers.mutants.run import print_outcomes, run_mutants
 
+    from checkers.report import write_run
+
+    check_reports_dir(Path(args.reports))
     with live_progress(console, "mutants") as progress:
         outcomes, orphans = run_mutants(args.selectors, seed=args.seed, progress=progress)
     print_outcomes(outcomes, orphans, console)
+    meta = {
+        "command": " ".join(sys.argv),
+        "selectors": args.selectors,
+        "seed": args.seed,
+        "mutants": [
+            {
+                "name": o.mutant.name,
+                "description": o.mutant.description,
+                "breaks": o.mutant.breaks,
+                "engine": o.mutant.engine,
+                "killed": o.killed,
+                "detail": o.detail,
+            }
+            for o in outcomes
+        ],
+        "orphans": orphans,
+    }
+    run = write_run([o.result for o in outcomes], reports_dir=Path(args.reports), meta=meta)
+    console.print(f"report: {run / 'report.html'}")
     return 0 if all(o.killed for o in outcomes) and not orphans else 1
 
 

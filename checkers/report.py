@@ -179,15 +179,22 @@ def build_summary(
     proof_engine = {n for res in results if res.engine == "prove" for n in res.invariants}
     is_proof = {n: n in invariants.PROOFS or (n not in registry and n in proof_engine) for n in names}
     statuses = [r.status for r in results]
+    status = _worst(statuses, ("fail", "error", "pass")) if results else "pass"
+    # A mutant run's results fail by design: the run passes when every mutant is killed.
+    meta = dict(meta)
+    mutants = meta.pop("mutants", None)
+    orphans = meta.pop("orphans", [])
+    if mutants is not None:
+        status = "pass" if all(m["killed"] for m in mutants) and not orphans else "fail"
     return {
         "schema": SUMMARY_SCHEMA,
-        "status": _worst(statuses, ("fail", "error", "pass")) if results else "pass",
+        "status": status,
         "run": _run_meta(run_id, meta),
         "counts": {s: statuses.count(s) for s in ("pass", "fail", "error")} | {"results": len(results)},
         "results": [_result_json(r, f) for r, f in zip(results, files, strict=True)],
         "invariants": [_invariant_json(n, checks[n], results) for n in names if not is_proof[n]],
         "proofs": [_proof_json(n, checks[n]) for n in names if is_proof[n]],
-    }
+    } | ({"mutants": mutants, "orphans": orphans} if mutants is not None else {})
 
 
 def _checks(res: EngineResult) -> list[tuple[str, str]]:
@@ -400,6 +407,14 @@ def markdown(summary: dict[str, Any]) -> str:
     if run["duration_s"] is not None:
         facts.append(f"{run['duration_s']:.1f} s")
     lines += [" · ".join(facts), ""]
+    if "mutants" in summary:
+        lines += ["| mutant | must break | engine | verdict |", "|---|---|---|---|"]
+        for m in summary["mutants"]:
+            mark = MARK["pass" if m["killed"] else "fail"]
+            lines.append(f"| `{m['name']}` | `{m['breaks']}` | {m['engine']} | {mark} {_md(m['detail'])} |")
+        lines += [f"- no mutant breaks `{name}`" for name in summary["orphans"]]
+        lines.append("")
+        return "\n".join(lines)
     rows = summary["invariants"] + summary["proofs"]
     if rows and engines:
         lines.append("| invariant | " + " | ".join(engines) + " |")

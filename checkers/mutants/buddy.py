@@ -194,3 +194,55 @@ MUTANTS = (
         patches=((PAGE_ALLOC, "rmqueue_smallest", rmqueue_smallest_short),),
     ),
 )
+
+
+# Bugs in the pure arithmetic helpers, for the z3 proofs about them.
+
+
+def find_buddy_pfn_next_order(page_pfn: int, order: int) -> int:
+    """__find_buddy_pfn flips bit order + 1: the 'buddy' lies in the neighbouring parent block."""
+    return page_pfn ^ (2 << order)
+
+
+def find_buddy_pfn_plus_one(page_pfn: int, order: int) -> int:
+    """__find_buddy_pfn is off by one page: the buddy of an aligned block is misaligned."""
+    return (page_pfn ^ (1 << order)) + 1
+
+
+def find_buddy_pfn_below(page_pfn: int, order: int) -> int:
+    """__find_buddy_pfn always looks below: the buddy of a lower half is the block before it."""
+    return page_pfn - (1 << order)
+
+
+def combined_pfn_or(buddy_pfn: int, pfn: int) -> int:
+    """__free_one_page merges at buddy_pfn | pfn: the merged block starts at the upper half."""
+    return buddy_pfn | pfn
+
+
+def combined_pfn_keeps_page(buddy_pfn: int, pfn: int) -> int:
+    """__free_one_page keeps the freed page as the merged head even when its buddy lies below."""
+    return pfn
+
+
+def pageblock_start_pfn_one_bit(pfn: int, pageblock_order: int) -> int:
+    """pageblock_start_pfn masks with ~(1 << pageblock_order), forgetting the - 1."""
+    return pfn & ~(1 << pageblock_order)
+
+
+PROOF_MUTANTS = tuple(
+    mutant(name, model="buddy", breaks=breaks, engine="prove", patches=((PAGE_ALLOC, helper, fn),))
+    for name, breaks, helper, fn in (
+        ("buddy.prove_buddy_pfn_add", "buddy.find_buddy_pfn_involution", "find_buddy_pfn", find_buddy_pfn_add),
+        ("buddy.buddy_pfn_next_order", "buddy.buddy_same_parent", "find_buddy_pfn", find_buddy_pfn_next_order),
+        ("buddy.buddy_pfn_plus_one", "buddy.buddy_aligned", "find_buddy_pfn", find_buddy_pfn_plus_one),
+        ("buddy.buddy_pfn_below", "buddy.expand_halves_are_buddies", "find_buddy_pfn", find_buddy_pfn_below),
+        ("buddy.combined_pfn_or", "buddy.merged_block_aligned", "combined_pfn", combined_pfn_or),
+        ("buddy.combined_pfn_keeps_page", "buddy.merged_block_is_lower_half", "combined_pfn", combined_pfn_keeps_page),
+        (
+            "buddy.pageblock_mask_one_bit",
+            "buddy.pageblock_start_pfn_rounds_down",
+            "pageblock_start_pfn",
+            pageblock_start_pfn_one_bit,
+        ),
+    )
+)

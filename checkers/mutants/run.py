@@ -32,10 +32,12 @@ class Outcome:
     def detail(self) -> str:
         r = self.result
         if r.counterexample is not None:
-            return f"killed by {r.engine}: {r.counterexample.violations[0]} ({len(r.counterexample.steps)} steps)"
+            n = len(r.counterexample.steps)
+            return f"killed in {n} step{'' if n == 1 else 's'}: {r.counterexample.violations[0]}"
         if r.refutation is not None:
-            how = "the cross-check" if "cross-check" in r.refutation else "a z3 counterexample"
-            return f"killed by prove, {how}: {r.refutation}"
+            how = "the cross-check" if "cross-check" in r.refutation else "z3"
+            values = ", ".join(f"{k}={v}" for k, v in r.refutation.items())
+            return f"refuted by {how}: {values}"
         if r.error:
             return f"survived: the model raised {r.error}; no invariant caught it"
         return f"survived: {r.strength}"

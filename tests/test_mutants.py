@@ -1,0 +1,52 @@
+"""The mutant catalog: every buddy mutant is killed, and the runner fails on survivors and
+on invariants that no mutant breaks."""
+
+from __future__ import annotations
+
+import pytest
+from toy_model import TAKE_TWICE, install, take
+
+import invariants
+from checkers import mutants, plan
+from checkers.mutants import Mutant
+from checkers.mutants.run import orphans, run_mutants
+
+
+def test_every_buddy_mutant_is_killed_and_every_buddy_check_has_one() -> None:
+    outcomes, missing = run_mutants(["buddy"], seed=0)
+    survivors = [o.mutant.name for o in outcomes if not o.killed]
+    assert survivors == []
+    assert missing == []
+    assert len(outcomes) >= 5
+    # A kill is the named invariant's own verdict, not any failure.
+    for o in outcomes:
+        cex = o.result.counterexample
+        assert (cex is not None and cex.invariant == o.mutant.breaks) or o.result.refutation is not None
+
+
+def test_mutants_leave_the_model_as_it_was() -> None:
+    from model.mm import page_alloc
+
+    original = page_alloc.find_buddy_pfn
+    run_mutants(["buddy.buddy_pfn_add"], seed=0)
+    assert page_alloc.find_buddy_pfn is original
+
+
+@pytest.fixture
+def toy(monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch)
+    monkeypatch.setattr(plan, "MODELS", {"toy": "toy_model:ToyModel"})
+
+
+def test_a_surviving_mutant_and_an_orphan_invariant_are_reported(toy: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An equivalent mutant (take replaced by itself) cannot be killed.
+    (module, attr, _), = TAKE_TWICE.patches
+    aimed_wrong = Mutant("toy.equivalent", "toy", "", ((module, attr, take),), "toy.never_jumps", "explore")
+    monkeypatch.setattr(mutants, "REGISTRY", {aimed_wrong.name: aimed_wrong})
+    monkeypatch.setattr(plan, "EXPLORE_BOUNDS", {"ci": plan.Bounds(max_states=1_000, max_seconds=10)})
+    outcomes, missing = run_mutants([], seed=0)
+    assert [o.killed for o in outcomes] == [False]
+    assert outcomes[0].detail.startswith("survived:")
+    assert missing == ["toy.within_limit"]
+    assert orphans([aimed_wrong]) == ["toy.within_limit"]
+    assert set(invariants.REGISTRY) == {"toy.within_limit", "toy.never_jumps"}
