@@ -4,8 +4,8 @@ Runs each section, prints a table and writes JSON (default benchmarks/results/la
 Timings are measured here and never asserted in tests. Each explorer measurement runs in a
 fresh child process so that its peak RSS is its own.
 
-Exit status: 0 all sections ran (skipped ones included), 1 a section failed or disagreed
-with its peer, 2 bad usage.
+Exit status: 0 every section ran or was skipped, 1 a section failed or disagreed with its
+peer, 2 bad usage.
 
 Adding a section: write ``def my_section(quick: bool) -> Section`` and add it to SECTIONS.
 """
@@ -13,6 +13,7 @@ Adding a section: write ``def my_section(quick: bool) -> Section`` and add it to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -44,8 +45,7 @@ class Section:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------------------------
-# Children: one explorer run per process, reporting its stats and peak RSS as JSON.
+# ---- Explorer runs, one per child process ----------------------------------------------------
 
 
 def _two_phase_commit(param: str) -> tuple[Any, list[Any]]:
@@ -75,57 +75,54 @@ CHILD_MODELS: dict[str, Callable[[str], tuple[Any, list[Any]]]] = {
 }
 
 
-def _child(kind: str, param: str) -> None:
+def _child(spec: dict[str, Any]) -> None:
     from checkers.explore import explore
 
-    model, invs = CHILD_MODELS[kind](param)
+    model, invs = CHILD_MODELS[spec["kind"]](spec["param"])
+    bounds = {k: spec[k] for k in ("max_states", "max_seconds") if k in spec}
     show = sys.stderr.isatty()
 
     def progress(p: dict[str, Any]) -> None:
         if show:
-            print(f"\r  {model.name} {param}: {p['states']:,} states, depth {p['depth']}, {p['seconds']:.1f}s ",
-                  end="", file=sys.stderr, flush=True)
+            line = f"{model.name} {spec['param']}: {p['states']:,} states, depth {p['depth']}, {p['seconds']:.1f}s"
+            print(f"\r  {line} ", end="", file=sys.stderr, flush=True)
 
     rss_before = _peak_rss()
-    cpu_before = time.process_time()
-    result = explore(model, invs, progress=progress, measure_memory=True)
-    cpu = time.process_time() - cpu_before
+    result = explore(model, invs, progress=progress, measure_memory=True, **bounds)
     if show:
         print(file=sys.stderr)
     stats = dict(result.stats)
-    states = stats["states"]
-    stats["cpu_seconds"] = round(cpu, 3)
+    # Peak RSS growth over the run: the visited table, the frontier's states, allocator slack.
     stats["rss_delta_bytes"] = _peak_rss() - rss_before
-    stats["rss_bytes_per_state"] = round(stats["rss_delta_bytes"] / states, 1)
-    out = {"model": model.name, "param": param, "status": result.status, "strength": result.strength,
-           "stats": stats, "error": result.error}
-    print(json.dumps(out))
+    stats["rss_bytes_per_state"] = round(stats["rss_delta_bytes"] / stats["states"], 1)
+    print(json.dumps({"model": model.name, "status": result.status, "strength": result.strength,
+                      "stats": stats, "error": result.error}))
 
 
 def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def run_child(kind: str, param: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(Path(__file__)), "--child", kind, param],
-                          stdout=subprocess.PIPE, text=True, cwd=ROOT)
+def run_child(kind: str, param: str, **bounds: Any) -> dict[str, Any]:
+    spec = json.dumps({"kind": kind, "param": param, **bounds})
+    proc = subprocess.run([sys.executable, str(Path(__file__)), "--child", spec], stdout=subprocess.PIPE,
+                          text=True, cwd=ROOT)
     if proc.returncode != 0:
-        raise RuntimeError(f"explorer child {kind} {param} exited {proc.returncode}")
+        raise RuntimeError(f"explorer run {spec} exited {proc.returncode}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
 
-# --------------------------------------------------------------------------------------------
-# Spin peer.
+# ---- Spin peer --------------------------------------------------------------------------------
 
 
 @dataclass
 class SpinRun:
     states_stored: int
+    errors: int
     compile_seconds: float  # spin -a and gcc
     pan_seconds: float  # wall time of ./pan, measured here
     pan_reported_seconds: float | None  # pan's own "elapsed time"
-    errors: int
 
 
 def spin_missing() -> str | None:
@@ -136,25 +133,24 @@ def spin_missing() -> str | None:
 
 
 def run_spin(pml: Path, defines: dict[str, int]) -> SpinRun:
-    """Compile and run a Promela model exhaustively: no partial-order reduction (the model
-    has one process, so it would not apply), safety only, assertions checked."""
-    flags = [f"-D{k}={v}" for k, v in defines.items()]
+    """Compile and run a Promela model exhaustively: no partial-order reduction (the twins
+    have one process, so it would not apply anyway), safety only, assertions checked."""
     with tempfile.TemporaryDirectory(prefix="kinv-spin-") as tmp:
         t0 = time.perf_counter()
-        subprocess.run(["spin", "-a", *flags, str(pml)], cwd=tmp, check=True, capture_output=True)
+        subprocess.run(["spin", "-a", *(f"-D{k}={v}" for k, v in defines.items()), str(pml)], cwd=tmp,
+                       check=True, capture_output=True)
         subprocess.run(["gcc", "-O2", "-DNOREDUCE", "-DSAFETY", "-o", "pan", "pan.c"], cwd=tmp, check=True,
                        capture_output=True)
         t1 = time.perf_counter()
-        proc = subprocess.run(["./pan", "-m100000"], cwd=tmp, check=True, capture_output=True, text=True)
+        text = subprocess.run(["./pan", "-m100000"], cwd=tmp, capture_output=True, text=True).stdout
         t2 = time.perf_counter()
-    text = proc.stdout
     stored = re.search(r"(\d+) states, stored", text)
     errors = re.search(r"errors: (\d+)", text)
     elapsed = re.search(r"elapsed time ([\d.e+-]+) seconds", text)
     if stored is None or errors is None:
         raise RuntimeError(f"unexpected pan output:\n{text}")
-    return SpinRun(int(stored.group(1)), round(t1 - t0, 3), round(t2 - t1, 3),
-                   float(elapsed.group(1)) if elapsed else None, int(errors.group(1)))
+    return SpinRun(int(stored.group(1)), int(errors.group(1)), round(t1 - t0, 3), round(t2 - t1, 3),
+                   float(elapsed.group(1)) if elapsed else None)
 
 
 def spin_version() -> str | None:
@@ -163,10 +159,14 @@ def spin_version() -> str | None:
     return subprocess.run(["spin", "-V"], capture_output=True, text=True).stdout.strip()
 
 
-# --------------------------------------------------------------------------------------------
-# Sections.
+# ---- Sections ---------------------------------------------------------------------------------
 
 PUBLISHED_2PC = {3: 288, 5: 8_832, 7: 296_448, 8: 1_745_408}  # TLC and Stateright
+
+# The buddy model's small profile is not exhausted in minutes: the strength line says how far
+# the bounded run got. The state cap keeps the frontier's memory in check.
+BUDDY_BOUNDS = {"quick": {"max_seconds": 10, "max_states": 100_000},
+                "full": {"max_seconds": 60, "max_states": 500_000}}
 
 
 def explore_2pc(quick: bool) -> Section:
@@ -182,7 +182,6 @@ def explore_2pc(quick: bool) -> Section:
             "published": PUBLISHED_2PC.get(rms),
             "transitions": stats["transitions"],
             "seconds": stats["seconds"],
-            "cpu_seconds": stats["cpu_seconds"],
             "states_per_second": stats["states_per_second"],
             "table_bytes_per_state": stats["bytes_per_state"],
             "rss_bytes_per_state": stats["rss_bytes_per_state"],
@@ -190,7 +189,7 @@ def explore_2pc(quick: bool) -> Section:
         }
         if stats["states"] != PUBLISHED_2PC.get(rms, stats["states"]) or ours["status"] != "pass":
             section.status = "failed"
-            section.reason = f"rms={rms}: {stats['states']} states, status {ours['status']}"
+            section.reason = f"rms={rms}: {stats['states']:,} states, status {ours['status']}"
         if missing:
             row["spin"] = f"skipped: {missing}"
         else:
@@ -205,7 +204,7 @@ def explore_2pc(quick: bool) -> Section:
             )
             if spin.states_stored != stats["states"] or spin.errors:
                 section.status = "failed"
-                section.reason = f"rms={rms}: Spin stored {spin.states_stored} states ({spin.errors} errors)"
+                section.reason = f"rms={rms}: Spin stored {spin.states_stored:,} states ({spin.errors} errors)"
         section.rows.append(row)
     return section
 
@@ -220,7 +219,7 @@ def explore_buddy(quick: bool) -> Section:
         invariants.for_model("buddy")
     except Exception as exc:  # the model or its suite may not exist yet
         return Section(status="skipped", reason=f"buddy model not importable: {type(exc).__name__}: {exc}")
-    ours = run_child("registry", "buddy:small")
+    ours = run_child("registry", "buddy:small", **BUDDY_BOUNDS["quick" if quick else "full"])
     stats = ours["stats"]
     row = {
         "case": "buddy small",
@@ -232,31 +231,27 @@ def explore_buddy(quick: bool) -> Section:
         "states_per_second": stats["states_per_second"],
         "table_bytes_per_state": stats["bytes_per_state"],
         "rss_bytes_per_state": stats["rss_bytes_per_state"],
+        "peak_frontier": stats["peak_frontier"],
     }
-    return Section(status="ok", rows=[row])
+    return Section(status="ok" if ours["status"] == "pass" else "failed", reason=ours.get("error"), rows=[row])
 
 
-# Extension point: section name -> function(quick) -> Section, run in this order.
-# Planned by others: stateful_buddy (Hypothesis steps/s), prove_buddy (z3 proof times).
+# Extension point: section name -> function(quick) -> Section, run in this order. Sections
+# planned beside these: Hypothesis steps/s on the buddy model, z3 proof times.
 SECTIONS: dict[str, Callable[[bool], Section]] = {
     "explore_2pc": explore_2pc,
     "explore_buddy": explore_buddy,
 }
 
 
-# --------------------------------------------------------------------------------------------
-# Report.
+# ---- Report -----------------------------------------------------------------------------------
 
 
 def environment() -> dict[str, Any]:
     cpu = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):  # not Linux
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), None)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     return {
         "python": platform.python_version(),
@@ -264,7 +259,7 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu,
         "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        "load_average": os.getloadavg(),  # other work on the machine skews the timings
         "spin": spin_version(),
         "commit": commit.stdout.strip() or None,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -292,19 +287,20 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.3f}" if value < 10 else f"{value:,.1f}"
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
     return str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/run.py", description="kinv performance runner")
     parser.add_argument("--quick", action="store_true", help="smaller cases, for a quick look")
-    parser.add_argument("--only", metavar="NAME", action="append", help=f"run only these sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--only", metavar="NAME", action="append",
+                        help=f"run only this section (repeatable): {', '.join(SECTIONS)}")
     parser.add_argument("--out", metavar="FILE", type=Path, default=HERE / "results" / "latest.json")
-    parser.add_argument("--child", nargs=2, metavar=("KIND", "PARAM"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)  # one explorer run, as JSON
     args = parser.parse_args(argv)
     if args.child:
-        _child(*args.child)
+        _child(json.loads(args.child))
         return 0
     unknown = [n for n in args.only or [] if n not in SECTIONS]
     if unknown:
@@ -325,9 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         print_table(name, section)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
+    tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(args.out)  # atomic: no half-written results
+    tmp.replace(args.out)  # atomic: never a half-written file
     print(f"\nwrote {args.out}")
     return 1 if failed else 0
 

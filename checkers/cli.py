@@ -240,7 +240,6 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_mutants(args: argparse.Namespace, console: Console) -> int:
     from checkers.mutants.run import print_outcomes, run_mutants
-
     from checkers.report import write_run
 
     check_reports_dir(Path(args.reports))
