@@ -67,7 +67,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash.get(_KEY, None)
     if state is not None:
-        items.extend(KinvItem.from_parent(session, name=job.id, job=job, index=i) for i, job in enumerate(state.jobs))
+        items.extend(
+            KinvItem.from_parent(session, name=job.id, nodeid=f"kinv::{job.id}", job=job, index=i)
+            for i, job in enumerate(state.jobs)
+        )
 
 
 class KinvFailure(Exception):
@@ -110,7 +113,8 @@ class KinvItem(pytest.Item):
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, self.name
+        # No domain: pytest would read one as a dotted Python path and show "." as "::".
+        return self.path, None, ""
 
 
 def describe(result: EngineResult) -> str:
