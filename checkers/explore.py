@@ -12,10 +12,12 @@ action that led to a state is not stored: when a trace is wanted it is recovered
 the parent's enabled actions and taking the first whose successor has the child's
 fingerprint (models are deterministic).
 
-Speed. The cyclic garbage collector is paused during the search. When the model keeps the contract's own ``enabled`` and ``step``, the loop calls each
+Speed. When the model keeps the contract's own ``enabled`` and ``step``, the loop calls each
 action's domain and effect directly, with the arguments spread by arity, instead of going
-through a generator and ``step`` per edge. A model that overrides either is driven through
-them, with the same results.
+through a generator and ``step`` per edge; a model that overrides either is driven through
+them, with the same results. Per-edge work that most runs do not need (transition
+invariants, the graph) sits behind one test. The cyclic garbage collector is paused during
+the search: the visited table is millions of acyclic tuples that it would rescan in vain.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class ExploreResult(EngineResult):
     """
 
     graph: Any = None
+
+
+class _Nondeterministic(Exception):
+    """Re-running a stored path from the initial state did not reach the stored states."""
 
 
 class _Stop(Exception):
@@ -85,14 +91,17 @@ def explore(
     Stops at the first violation (shortest trace) or deadlock (a state with no enabled action
     that ``model.is_final`` does not accept, when ``check_deadlock``). ``max_states`` caps the
     stored states, ``max_depth`` the steps from the initial state (states at that depth are
-    checked but not expanded), ``max_seconds`` the wall time. ``progress`` is called about
-    twice a second, and once at the end, with ``{"states", "depth", "seconds", "frontier"}``.
+    checked against the invariants but neither expanded nor checked for deadlock),
+    ``max_seconds`` the wall time. ``progress`` is called about twice a second, and once at
+    the end, with ``{"states", "depth", "seconds", "frontier"}``.
     ``measure_memory`` adds ``table_bytes`` (the visited table with its keys, each shared
     object counted once) and ``bytes_per_state`` to the stats, at the cost of one pass over
     the table. ``mutant`` is only recorded in the counterexample; applying it is the caller's.
 
     The result's ``stats``: states, transitions, max_depth, complete, bound (None, "depth",
     "states" or "time"), seconds, states_per_second, peak_frontier (the largest BFS level).
+    A model whose stored path does not replay (it is not deterministic) gives a result with
+    ``error`` set instead of a counterexample.
     """
     invs = list(invariants)
     state_checks = [inv for inv in invs if not inv.transition]
@@ -133,8 +142,6 @@ def explore(
     next_report = start + _PROGRESS_INTERVAL
     tick = _CHECK_EVERY
 
-    # The search builds millions of long-lived acyclic tuples; the cyclic collector would
-    # rescan them all on every full collection, so it is paused for the run.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -241,7 +248,10 @@ def explore(
         stats=stats,
     )
     if stop is not None:
-        result.counterexample = _counterexample(model, visited, stop, mutant)
+        try:
+            result.counterexample = _counterexample(model, visited, stop, mutant)
+        except _Nondeterministic as exc:
+            result.error = str(exc)
     result.graph = graph
     return result
 
@@ -327,7 +337,9 @@ def _counterexample(
                 state = nxt
                 break
         else:
-            raise RuntimeError(f"model {model.name} is not deterministic: a stored trace does not replay")
+            raise _Nondeterministic(
+                f"{stop.inv} failed, but the trace to it does not replay: model {model.name} is not deterministic"
+            )
     if stop.last is not None:
         nxt, _ = model.step(state, model.action_by_name[stop.last.action], stop.last.args)
         steps.append(stop.last)

@@ -211,6 +211,21 @@ def test_transition_invariant_counterexample_ends_with_the_failing_step() -> Non
     assert replay(model, cex)[1] == cex.digests
 
 
+def _moves(before: TwoPhaseState, step: Any, after: TwoPhaseState) -> list[str]:
+    return [f"{step.action}{step.args} changes nothing"] if after.fingerprint() == before.fingerprint() else []
+
+
+def test_transition_invariant_is_checked_on_edges_into_known_states() -> None:
+    """The first self-loop (an RM hearing Abort twice, say) is an edge back into a stored state."""
+    model = TwoPhaseModel(TwoPhaseConfig(3))
+    moves = Invariant("test.every_step_moves", "two_phase_commit", "Every step changes the state.", "test", _moves,
+                      transition=True)
+    cex = explore(model, [moves]).counterexample
+    assert cex is not None and len(cex.steps) == 3
+    assert cex.digests[-1] == cex.digests[-2]
+    assert replay(model, cex)[1] == cex.digests
+
+
 def test_violation_in_the_initial_state() -> None:
     always = Invariant("test.always_fails", "two_phase_commit", "Nothing holds.", "test", lambda s: ["fails"])
     model = TwoPhaseModel(TwoPhaseConfig(2))
@@ -338,3 +353,43 @@ def test_memory_measure_counts_the_table() -> None:
     stats = explore(TwoPhaseModel(TwoPhaseConfig(3)), [], measure_memory=True).stats
     assert stats["table_bytes"] > 288 * 50
     assert stats["bytes_per_state"] == round(stats["table_bytes"] / 288, 1)
+
+
+# A model that breaks the contract: its action depends on hidden state, so traces cannot replay.
+
+
+@dataclass
+class Ticket:
+    n: int
+
+    def fingerprint(self) -> int:
+        return self.n
+
+    def clone(self) -> Ticket:
+        return Ticket(self.n)
+
+
+class HiddenCounter(Model[Ticket, LocksConfig]):
+    name = "test_hidden_counter"
+    Config = LocksConfig
+    profiles = {"small": LocksConfig(), "large": LocksConfig()}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def init_state(self) -> Ticket:
+        return Ticket(0)
+
+    @action(domain=lambda m, s: [()])
+    def take(self, s: Ticket) -> None:
+        self.calls += 1
+        s.n = self.calls
+
+
+def test_nondeterministic_model_is_an_error_not_a_wrong_trace() -> None:
+    below_three = Invariant("test.below_three", "test_hidden_counter", "n < 3", "test",
+                            lambda s: [f"n = {s.n}"] if s.n >= 3 else [])
+    result = explore(HiddenCounter(), [below_three])
+    assert result.status == "error" and result.counterexample is None
+    assert result.error is not None and "not deterministic" in result.error

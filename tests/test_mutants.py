@@ -50,3 +50,18 @@ def test_a_surviving_mutant_and_an_orphan_invariant_are_reported(toy: None, monk
     assert missing == ["toy.within_limit"]
     assert orphans([aimed_wrong]) == ["toy.within_limit"]
     assert set(invariants.REGISTRY) == {"toy.within_limit", "toy.never_jumps"}
+
+
+def test_each_mutant_says_its_bug_in_one_line() -> None:
+    for m in mutants.load_all().values():
+        for _, _, replacement in m.patches:
+            assert replacement.__doc__ and "\n" not in replacement.__doc__.strip(), m.name
+
+
+def test_unmutated_buddy_model_breaks_nothing_to_depth_8() -> None:
+    from checkers.explore import explore
+    from model.mm.buddy import BuddyModel
+
+    r = explore(BuddyModel.from_profile("small"), invariants.for_model("buddy"), max_depth=8)
+    assert r.status == "pass"
+    assert r.stats["states"] == 57_500  # distinct states within 8 steps of boot, small config

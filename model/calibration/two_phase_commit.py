@@ -8,13 +8,11 @@ It is not a kernel model. Its reachable state counts are published (3 RMs: 288; 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from model.contract import Args, Model, action
-
-_new = object.__new__
 
 # rmState[r] and tmState values, spelled as in TwoPhase.tla.
 WORKING, PREPARED, COMMITTED, ABORTED = "working", "prepared", "committed", "aborted"
@@ -32,6 +30,9 @@ def prepared_msg(rm: int) -> str:
 @dataclass(frozen=True)
 class TwoPhaseConfig:
     rms: int = 3  # resource managers, numbered 0..rms-1
+
+
+_new = object.__new__
 
 
 @dataclass(slots=True)
@@ -78,7 +79,7 @@ def _working_rms(m: TwoPhaseModel, s: TwoPhaseState) -> Iterable[Args]:
     return [a for a in m.rm_args if rm_state[a[0]] == WORKING]
 
 
-def _all_rms_if(msg: str) -> Any:
+def _all_rms_if(msg: str) -> Callable[[TwoPhaseModel, TwoPhaseState], Iterable[Args]]:
     def domain(m: TwoPhaseModel, s: TwoPhaseState) -> Iterable[Args]:
         return m.rm_args if msg in s.msgs else ()
 
