@@ -236,11 +236,45 @@ def explore_buddy(quick: bool) -> Section:
     return Section(status="ok" if ours["status"] == "pass" else "failed", reason=ours.get("error"), rows=[row])
 
 
-# Extension point: section name -> function(quick) -> Section, run in this order. Sections
-# planned beside these: Hypothesis steps/s on the buddy model, z3 proof times.
+def stateful_buddy(quick: bool) -> Section:
+    """Hypothesis steps/s on the buddy machine, every invariant checked after every step."""
+    import invariants
+    from checkers.stateful import Profile, run_stateful
+    from model import model_class
+
+    section = Section()
+    profile = Profile(max_examples=50 if quick else 200, steps=60)
+    for config in ("small", "large"):
+        r = run_stateful(model_class("buddy").from_profile(config), invariants.for_model("buddy"),
+                         profile=profile, seed_value=0)
+        section.rows.append({"case": f"buddy {config}", "status": r.status, "runs": r.stats["runs"],
+                             "steps": r.stats["steps"], "seconds": r.stats["seconds"],
+                             "steps_per_second": r.stats["steps_per_second"]})
+        if r.status != "pass":
+            section.status, section.reason = "failed", f"{config}: {r.status}"
+    return section
+
+
+def prove_buddy(quick: bool) -> Section:
+    """z3 solve time and cross-check time of each buddy proof."""
+    from checkers.prove import bench_prove
+
+    bench = bench_prove(samples=200 if quick else 2_000, seed=0)
+    section = Section()
+    for name, p in bench["proofs"].items():
+        section.rows.append({"case": name.removeprefix("buddy."), "status": p["status"],
+                             "solve_seconds": p["solve_seconds"], "crosscheck_seconds": p["crosscheck_seconds"]})
+        if p["status"] != "pass":
+            section.status, section.reason = "failed", f"{name}: {p['status']}"
+    return section
+
+
+# Section name -> function(quick) -> Section, run in this order.
 SECTIONS: dict[str, Callable[[bool], Section]] = {
     "explore_2pc": explore_2pc,
     "explore_buddy": explore_buddy,
+    "stateful_buddy": stateful_buddy,
+    "prove_buddy": prove_buddy,
 }
 
 
