@@ -7,6 +7,7 @@ Exit codes: 0 every checked invariant holds, 1 a violation (or a surviving mutan
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,6 +125,9 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         "-p",
         "no:cacheprovider",
         "-q" if not args.verbose else "-v",
+        # The user's own pytest configuration (addopts, testpaths) is not this run's.
+        "-c",
+        os.devnull,
         "--rootdir",
         str(Path.cwd()),
     ]

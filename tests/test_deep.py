@@ -1,0 +1,33 @@
+"""The deeper suite, left out of CI: ``pytest -m deep -n auto`` (tens of minutes)."""
+
+from __future__ import annotations
+
+import pytest
+
+import invariants
+from checkers.explore import explore
+from checkers.stateful import PROFILES, run_stateful
+from model.calibration.two_phase_commit import TwoPhaseConfig, TwoPhaseModel
+from model.mm.buddy import BuddyModel
+
+pytestmark = pytest.mark.deep
+
+
+@pytest.mark.parametrize(("rms", "states"), [(7, 296_448), (8, 1_745_408)])
+def test_two_phase_commit_published_counts(rms: int, states: int) -> None:
+    result = explore(TwoPhaseModel(TwoPhaseConfig(rms)), [])
+    assert result.stats["states"] == states and result.stats["complete"]
+
+
+def test_buddy_small_config_a_million_states() -> None:
+    result = explore(BuddyModel.from_profile("small"), invariants.for_model("buddy"), max_states=1_000_000)
+    assert result.status == "pass", result.counterexample
+    assert result.stats["states"] == 1_000_000
+
+
+@pytest.mark.parametrize("config", ["small", "large"])
+def test_buddy_deep_random_runs(config: str) -> None:
+    result = run_stateful(
+        BuddyModel.from_profile(config), invariants.for_model("buddy"), profile=PROFILES["deep"], seed_value=1
+    )
+    assert result.status == "pass", result.counterexample
