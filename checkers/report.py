@@ -45,7 +45,8 @@ DEADLOCK_STATEMENT = "Every reachable state has an enabled action or is an inten
 # Worst first: the status an invariant gets from several engines' checks. "stopped" means
 # the engine ended at another invariant's violation before checking this one to its end.
 SEVERITY = ("fail", "error", "pass", "stopped")
-MARK = {"pass": "✅", "fail": "❌", "error": "⚠️", "stopped": "⏸️"}
+MARK = {"pass": "✅", "fail": "❌", "error": "⚠️", "stopped": "⏸️"}  # Markdown: CI pages render emoji
+HTML_MARK = {"pass": "✔", "fail": "✘", "error": "!", "stopped": "–"}  # in the common text fonts
 
 
 def write_run(results: list[EngineResult], *, reports_dir: Path, meta: dict[str, Any]) -> Path:
@@ -473,7 +474,7 @@ def html(summary: dict[str, Any], results: list[EngineResult], *, run_dir: Path)
         if res.counterexample is not None
     ]
     return env.get_template("report.html.j2").render(
-        summary=summary, counterexamples=views, mark=MARK, run_dir=str(run_dir)
+        summary=summary, counterexamples=views, mark=HTML_MARK, run_dir=str(run_dir)
     )
 
 
