@@ -2,21 +2,24 @@
 
 Each predicate takes the free lists, the per-CPU lists and the allocation registry as the
 truth and checks the counters and struct page metadata against them. They run after every
-step, so the lists are walked once per state (``_summary``, shared by all predicates) and a
-message is built only for what is wrong.
+step, so each zone's lists are walked once, into a summary that serves every state sharing them
+(``_summary``), each predicate first asks whether anything is wrong with set, dict and big-int
+operations over that walk, and a message is built only for what is wrong.
 """
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import repeat
+from functools import reduce
+from itertools import chain, repeat
 from typing import Any
 
 from invariants import invariant
 from model.contract import Step
 from model.mm.buddy import BuddyState
-from model.mm.mmzone import MIGRATETYPE, WMARK_MIN, MemoryLayout
+from model.mm.mmzone import MIGRATETYPE, WMARK_MIN, FreeArea, MemoryLayout, PerCpuPages, Zone
 
 MODEL = "buddy"
 
@@ -34,7 +37,11 @@ class _Static:
     absent_below: tuple[int, ...]  # hole pfns in [0, pfn)
     unmanaged_below: tuple[int, ...]  # unmanaged pfns in [0, pfn)
     heads: tuple[tuple[frozenset[int], ...], ...]  # heads[zone][order]: where a block may start
+    zone_blocks: tuple[frozenset[tuple[int, int]], ...]  # zone_blocks[zone]: every (pfn, order) heads allows
     blocks: frozenset[tuple[int, int]]  # every (pfn, order) that heads allows in some zone
+    # Sets of pages as the bits of an int: the unmanaged pages, and an order-n block at pfn 0.
+    unmanaged_mask: int
+    block_mask: tuple[int, ...]
 
 
 _STATIC: dict[int, tuple[MemoryLayout, _Static]] = {}
@@ -63,84 +70,209 @@ def _static(layout: MemoryLayout) -> _Static:
         )
         for info in layout.zones
     )
-    blocks = frozenset(
-        (pfn, order) for zone_heads in heads for order, pfns in enumerate(zone_heads) for pfn in pfns
+    zone_blocks = tuple(
+        frozenset((pfn, order) for order, pfns in enumerate(zone_heads) for pfn in pfns)
+        for zone_heads in heads
     )
-    static = _Static(frozenset(managed), tuple(absent), tuple(unmanaged), heads, blocks)
+    static = _Static(
+        frozenset(managed),
+        tuple(absent),
+        tuple(unmanaged),
+        heads,
+        zone_blocks,
+        frozenset().union(*zone_blocks),
+        sum(1 << pfn for pfn in range(memory.max_pfn) if pfn not in managed),
+        tuple((1 << (1 << order)) - 1 for order in range(layout.MAX_ORDER)),
+    )
     if len(_STATIC) >= 8:  # keep the layouts of the last few models only
         del _STATIC[next(iter(_STATIC))]
     _STATIC[id(layout)] = (layout, static)
     return static
 
 
-@dataclass
+def _mask(static: _Static, pfns: tuple[int, ...], orders: tuple[int, ...]) -> int:
+    """The pages of the blocks (pfns[i], orders[i]), allowed blocks all, as the bits of an int."""
+    return reduce(operator.or_, map(operator.lshift, map(static.block_mask.__getitem__, orders), pfns), 0)
+
+
+class _FreeLists:
+    """What one zone's free lists hold, and what the predicates ask of them alone, worked out
+    once: free areas are immutable values that a state's clone shares until they change, so
+    one walk serves every state that keeps them."""
+
+    __slots__ = (
+        "by_order",
+        "listed",
+        "pages",
+        "pfns",
+        "orders",
+        "nr_free_agrees",
+        "heads",
+        "aligned",
+        "has_free_buddies",
+        "mask",
+    )
+    by_order: list[tuple[int, ...]]  # each order's pfns
+    listed: list[int]  # blocks on each order's lists
+    nr_free_agrees: bool
+    pfns: tuple[int, ...]  # every listed pfn, by order,
+    orders: tuple[int, ...]  # and its order
+    pages: int
+    heads: dict[int, int]  # pfn -> order (the later listing of a pfn listed twice)
+    aligned: bool  # every block is one the zone allows, at its order
+    has_free_buddies: bool  # two free buddies of the same order below MAX_ORDER-1 are listed
+    mask: int | None  # the blocks' pages, when they are allowed blocks (so inside memory) that do not overlap
+
+    def __init__(self, layout: MemoryLayout, static: _Static, z: int, free_area: list[FreeArea]) -> None:
+        self.by_order = by_order = [sum(area.free_list, ()) for area in free_area]
+        self.listed = listed = list(map(len, by_order))
+        self.nr_free_agrees = [area.nr_free for area in free_area] == listed
+        self.pfns = sum(by_order, ())
+        if not self.pfns:  # as in many a zone of a small machine
+            self.orders, self.pages, self.heads = (), 0, {}
+            self.aligned, self.has_free_buddies, self.mask = True, False, 0
+            return
+        self.orders = tuple(order for order, pfns in enumerate(by_order) for _ in pfns)
+        self.pages = sum(map(operator.lshift, listed, range(len(listed))))
+        self.heads = dict(self.listing())
+        self.aligned = static.zone_blocks[z].issuperset(self.listing())
+        self.has_free_buddies = any(
+            len(pfns) > 1 and not set(pfns).isdisjoint(map((1 << order).__xor__, pfns))
+            for order, pfns in enumerate(by_order[: layout.MAX_ORDER - 1])
+        )
+        self.mask = None
+        if self.aligned:
+            mask = _mask(static, self.pfns, self.orders)
+            if mask.bit_count() == self.pages:
+                self.mask = mask
+
+    def listing(self) -> Iterator[tuple[int, int]]:
+        """(pfn, order) of every listed block, in listing order."""
+        return zip(self.pfns, self.orders, strict=True)
+
+
+class _PcpLists:
+    """What one zone's per-CPU lists hold, worked out once, as for free areas: the lists are
+    immutable values too."""
+
+    __slots__ = ("lists", "listed", "pfns", "aligned", "mask")
+    lists: list[tuple[tuple[int, ...], ...]]  # each CPU's lists, as walked
+    listed: list[int]  # pages on each CPU's lists
+    pfns: tuple[int, ...]  # every pfn on them
+    aligned: bool  # every page is one the zone allows as an order-0 block
+    mask: int | None  # the pages, when they are managed and distinct
+
+    def __init__(self, static: _Static, z: int, lists: list[tuple[tuple[int, ...], ...]]) -> None:
+        self.lists = lists
+        on_cpu = [sum(cpu_lists, ()) for cpu_lists in lists]
+        self.listed = list(map(len, on_cpu))
+        self.pfns = sum(on_cpu, ())
+        self.aligned = static.heads[z][0].issuperset(self.pfns)
+        self.mask = None
+        if static.managed.issuperset(self.pfns):
+            mask = reduce(operator.or_, map(operator.lshift, repeat(1), self.pfns), 0)
+            if mask.bit_count() == len(self.pfns):
+                self.mask = mask
+
+
+class _Registry:
+    """What the allocation registry holds, worked out once: states share the tuple until an
+    allocation or a free replaces it."""
+
+    __slots__ = ("allocated", "pfns", "aligned", "pages", "mask")
+    allocated: tuple[tuple[int, int], ...]
+    pfns: set[int]  # the head of every allocated block
+    aligned: bool  # every block is one some zone allows
+    # the blocks' pages, counted and as a set, when they are allowed blocks (so inside memory)
+    pages: int
+    mask: int | None
+
+    def __init__(self, static: _Static, allocated: tuple[tuple[int, int], ...]) -> None:
+        self.allocated = allocated
+        pfns, orders = zip(*allocated, strict=True) if allocated else ((), ())
+        self.pfns = set(pfns)
+        self.aligned = static.blocks.issuperset(allocated)
+        self.pages = 0
+        self.mask = None
+        if self.aligned:
+            self.pages = sum(map(operator.lshift, repeat(1), orders))
+            self.mask = _mask(static, pfns, orders)
+
+
+_free_area = operator.attrgetter("free_area")
+_pageset = operator.attrgetter("pageset")
+_lists = operator.attrgetter("lists")
+
+
+@dataclass(slots=True, eq=False)
 class _Summary:
-    """What the lists of a state hold, walked once. Unpopulated zones have no pages to list
-    (zone_of_pfn never names them), so they are left out."""
+    """What the lists of a state hold, zone by zone, and the registry it was taken with."""
 
+    layout: MemoryLayout
+    registry: _Registry
+    free: list[_FreeLists]  # free[zone]
+    pcp: list[_PcpLists]  # pcp[zone]
+    # Unpopulated zones have no pages to list (zone_of_pfn never names them), so the predicates
+    # leave them out; only buddy.alignment reads their free lists.
     zones: list[int]  # indexes of the populated zones
-    free: dict[int, list[tuple[int, int]]]  # zone -> (pfn, order) of its free blocks
-    free_pages: dict[int, int]  # zone -> pages on its free lists
-    listed: dict[int, list[int]]  # zone -> blocks on the lists of each order
-    pcp_listed: dict[int, list[int]]  # zone -> pages on each CPU's lists
-    pcp_pages: list[int]  # every pfn on a per-CPU list
-    allocated_pages: dict[int, int]  # zone -> pages in allocated blocks headed there
+    # What was walked, in the shape a state holds it: comparing that with a state's is cheap
+    # (identical immutable values compare at once) and tells whether that state, even one
+    # changed in place since, still has these lists.
+    free_areas: list[list[FreeArea]]
+    pagesets: list[list[PerCpuPages]]
+    pcps: list[PerCpuPages]  # every per_cpu_pages, zone by zone
+    pcp_lists: list[tuple[tuple[int, ...], ...]]  # and its lists
+
+    def describes(self, state: BuddyState) -> bool:
+        return (
+            state.layout is self.layout
+            and state.allocated == self.registry.allocated
+            and list(map(_free_area, state.zones)) == self.free_areas
+            and list(map(_pageset, state.zones)) == self.pagesets
+            and list(map(_lists, self.pcps)) == self.pcp_lists
+        )
 
 
-# The last state's summary, keyed by what it was computed from. Free areas, per-CPU lists and
-# the registry are immutable values that states replace, so the key is cheap to take and to
-# compare (identical objects compare at once), and it tells whether a state, even one changed
-# in place, still has the same lists.
-_LAST: list[Any] = [None, None]
+_LAST: list[_Summary] = []  # the summary of the state checked last
 
 
 def _summary(state: BuddyState) -> _Summary:
-    key = (
-        state.layout,
-        state.allocated,
-        [(tuple(zone.free_area), [(pcp.count, pcp.lists) for pcp in zone.pageset]) for zone in state.zones],
+    last = _LAST[0] if _LAST else None
+    if last is not None and last.describes(state):
+        return last
+    layout = state.layout
+    static = _static(layout)
+    free_areas = [zone.free_area[:] for zone in state.zones]
+    pagesets = [zone.pageset[:] for zone in state.zones]
+    zone_lists = [list(map(_lists, pageset)) for pageset in pagesets]
+    # Only what changed since the last summary is walked again.
+    was = last if last is not None and last.layout is layout and len(last.free) == len(free_areas) else None
+    free = [
+        was.free[z]
+        if was is not None and was.free_areas[z] == free_area
+        else _FreeLists(layout, static, z, free_area)
+        for z, free_area in enumerate(free_areas)
+    ]
+    pcp = [
+        was.pcp[z] if was is not None and was.pcp[z].lists == lists else _PcpLists(static, z, lists)
+        for z, lists in enumerate(zone_lists)
+    ]
+    if was is not None and was.registry.allocated == state.allocated:
+        registry = was.registry
+    else:
+        registry = _Registry(static, state.allocated)
+    summary = _Summary(
+        layout,
+        registry,
+        free,
+        pcp,
+        [z for z, lists in enumerate(zone_lists) if lists],
+        free_areas,
+        pagesets,
+        list(chain.from_iterable(pagesets)),
+        list(chain.from_iterable(zone_lists)),
     )
-    if _LAST[0] is not None and _LAST[0] == key:
-        return _LAST[1]
-    zones = [z for z, zone in enumerate(state.zones) if zone.pageset]
-    free: dict[int, list[tuple[int, int]]] = {}
-    free_pages: dict[int, int] = {}
-    listed: dict[int, list[int]] = {}
-    pcp_listed: dict[int, list[int]] = {}
-    pcp_pages: list[int] = []
-    for z in zones:
-        zone = state.zones[z]
-        blocks: list[tuple[int, int]] = []
-        counts = []
-        pages = 0
-        for order, area in enumerate(zone.free_area):
-            if not any(area.free_list):
-                counts.append(0)
-                continue
-            n = 0
-            for lst in area.free_list:
-                n += len(lst)
-                blocks.extend(zip(lst, repeat(order)))
-            counts.append(n)
-            pages += n << order
-        free[z], free_pages[z], listed[z] = blocks, pages, counts
-        on_cpu = []
-        for pcp in zone.pageset:
-            n = 0
-            for lst in pcp.lists:
-                if lst:
-                    n += len(lst)
-                    pcp_pages.extend(lst)
-            on_cpu.append(n)
-        pcp_listed[z] = on_cpu
-    zone_of_pfn = state.layout.zone_of_pfn
-    allocated_pages = dict.fromkeys(zones, 0)
-    for pfn, order in state.allocated:
-        z = zone_of_pfn[pfn] if 0 <= pfn < len(zone_of_pfn) else -1
-        if z in allocated_pages:
-            allocated_pages[z] += 1 << order
-    summary = _Summary(zones, free, free_pages, listed, pcp_listed, pcp_pages, allocated_pages)
-    _LAST[0], _LAST[1] = key, summary
+    _LAST[:] = [summary]
     return summary
 
 
@@ -186,9 +318,15 @@ def _where(layout: MemoryLayout, block: Block) -> str:
 )
 def conservation(state: BuddyState) -> list[str]:
     summary = _summary(state)
+    zone_of_pfn = state.layout.zone_of_pfn
+    allocated_pages = dict.fromkeys(summary.zones, 0)  # zone -> pages in allocated blocks headed there
+    for pfn, order in state.allocated:
+        z = zone_of_pfn[pfn] if 0 <= pfn < len(zone_of_pfn) else -1
+        if z in allocated_pages:
+            allocated_pages[z] += 1 << order
     out = []
     for z in summary.zones:
-        free, pcp, allocated = summary.free_pages[z], sum(summary.pcp_listed[z]), summary.allocated_pages[z]
+        free, pcp, allocated = summary.free[z].pages, sum(summary.pcp[z].listed), allocated_pages[z]
         managed = state.zones[z].info.managed_pages
         if free + pcp + allocated != managed:
             out.append(
@@ -208,7 +346,9 @@ def nr_free(state: BuddyState) -> list[str]:
     summary = _summary(state)
     out = []
     for z in summary.zones:
-        listed = summary.listed[z]
+        if summary.free[z].nr_free_agrees:
+            continue
+        listed = summary.free[z].listed
         for order, area in enumerate(state.zones[z].free_area):
             if area.nr_free != listed[order]:
                 out.append(
@@ -228,25 +368,19 @@ def nr_free_pages(state: BuddyState) -> list[str]:
     summary = _summary(state)
     return [
         f"zone {state.layout.zone_label(z)} NR_FREE_PAGES is {state.zones[z].nr_free_pages} "
-        f"but its free lists hold {_count(summary.free_pages[z], 'page')}"
+        f"but its free lists hold {_count(summary.free[z].pages, 'page')}"
         for z in summary.zones
-        if state.zones[z].nr_free_pages != summary.free_pages[z]
+        if state.zones[z].nr_free_pages != summary.free[z].pages
     ]
 
 
-def _aligned(state: BuddyState, static: _Static) -> bool:
+def _aligned(summary: _Summary) -> bool:
     """The fast test: every listed pfn is an allowed head for its zone and order."""
-    for z, zone in enumerate(state.zones):
-        heads = static.heads[z]
-        for order, area in enumerate(zone.free_area):
-            for lst in area.free_list:
-                if lst and not heads[order].issuperset(lst):
-                    return False
-        for pcp in zone.pageset:
-            for lst in pcp.lists:
-                if lst and not heads[0].issuperset(lst):
-                    return False
-    return static.blocks.issuperset(state.allocated)
+    return (
+        all(part.aligned for part in summary.free)
+        and all(summary.pcp[z].aligned for z in summary.zones)
+        and summary.registry.aligned
+    )
 
 
 @invariant(
@@ -258,7 +392,7 @@ def _aligned(state: BuddyState, static: _Static) -> bool:
 )
 def alignment(state: BuddyState) -> list[str]:
     static = _static(state.layout)
-    if _aligned(state, static):
+    if _aligned(_summary(state)):
         return []
     layout = state.layout
     absent = static.absent_below
@@ -300,7 +434,7 @@ def partition(state: BuddyState) -> list[str]:
     unmanaged = static.unmanaged_below
     nr_pages = len(unmanaged) - 1
     # Free and allocated blocks, in pfn order: each must start at or after the furthest end so far.
-    spans = [(pfn, order, _FREE, z, -1) for z in summary.zones for pfn, order in summary.free[z]]
+    spans = [(pfn, order, _FREE, z, -1) for z in summary.zones for pfn, order in summary.free[z].listing()]
     spans.extend((pfn, order, _ALLOCATED, -1, -1) for pfn, order in state.allocated)
     spans.sort()
     covered = bytearray(nr_pages)
@@ -319,40 +453,29 @@ def partition(state: BuddyState) -> list[str]:
         if end > reach:
             reach, holder = end, block
         covered[pfn:end] = b"\x01" * (end - pfn)
-    if summary.pcp_pages:
+    if any(summary.pcp[z].pfns for z in summary.zones):
         out.extend(_pcp_overlaps(state, static, covered, spans))
     return out
 
 
 def _partitioned(state: BuddyState, static: _Static, summary: _Summary) -> bool:
-    """The fast test: sorted blocks never overlap or touch unmanaged pages, and per-CPU pages
-    are distinct, managed and outside every block."""
-    unmanaged = static.unmanaged_below
-    nr_pages = len(unmanaged) - 1
-    spans = [(pfn, pfn + (1 << order)) for z in summary.zones for pfn, order in summary.free[z]]
-    spans.extend((pfn, pfn + (1 << order) if order >= 0 else pfn) for pfn, order in state.allocated)
-    spans.sort()
-    reach = 0
-    for pfn, end in spans:
-        if pfn < reach or end > nr_pages or end <= pfn or unmanaged[end] != unmanaged[pfn]:
-            return False
-        reach = end
-    pcp_pages = summary.pcp_pages
-    if not pcp_pages:
-        return True
-    if len(set(pcp_pages)) != len(pcp_pages) or not static.managed.issuperset(pcp_pages):
+    """The fast test, on sets of pages as the bits of an int: blocks are ones some zone allows
+    (so inside memory), never overlap and touch no unmanaged page; per-CPU pages are managed,
+    distinct and outside every block."""
+    registry = summary.registry
+    free = [summary.free[z].mask for z in summary.zones]
+    pcp = [summary.pcp[z].mask for z in summary.zones]
+    if registry.mask is None or None in free or None in pcp:
         return False
-    covered = bytearray(nr_pages)
-    for pfn, end in spans:
-        covered[pfn:end] = b"\x01" * (end - pfn)
-    return not _any_covered(covered, pcp_pages)
-
-
-def _any_covered(covered: bytearray, pfns: list[int]) -> bool:
-    """Whether any of pfns (all managed, so inside memory) is marked in covered."""
-    if len(pfns) == 1:
-        return bool(covered[pfns[0]])
-    return any(operator.itemgetter(*pfns)(covered))
+    blocks = reduce(operator.or_, free, registry.mask)
+    pages = registry.pages + sum(summary.free[z].pages for z in summary.zones)
+    pcp_pages = reduce(operator.or_, pcp, 0)
+    return (
+        blocks.bit_count() == pages
+        and not blocks & static.unmanaged_mask
+        and pcp_pages.bit_count() == sum(len(summary.pcp[z].pfns) for z in summary.zones)
+        and not pcp_pages & blocks
+    )
 
 
 def _pcp_overlaps(state: BuddyState, static: _Static, covered: bytearray, spans: list[Block]) -> list[str]:
@@ -385,9 +508,11 @@ def _pcp_overlaps(state: BuddyState, static: _Static, covered: bytearray, spans:
 def fully_coalesced(state: BuddyState) -> list[str]:
     top = state.layout.MAX_ORDER - 1
     summary = _summary(state)
+    if not any(summary.free[z].has_free_buddies for z in summary.zones):
+        return []
     out = []
     for z in summary.zones:
-        free = set(summary.free[z])
+        free = set(summary.free[z].listing())
         for pfn, order in free:
             buddy = pfn ^ (1 << order)
             if order < top and buddy > pfn and (buddy, order) in free:
@@ -411,13 +536,13 @@ def page_metadata(state: BuddyState) -> list[str]:
     summary = _summary(state)
     heads: dict[int, int] = {}
     for z in summary.zones:
-        heads.update(summary.free[z])
-    allocated = {pfn for pfn, _ in state.allocated}
+        heads.update(summary.free[z].heads)
+    allocated = summary.registry.pfns
     if (
         mem_map.buddy.keys() == heads.keys()
         and mem_map.private == {pfn: order for pfn, order in heads.items() if order}
         and mem_map.refcount.keys() == allocated
-        and all(count >= 1 for count in mem_map.refcount.values())
+        and min(mem_map.refcount.values(), default=1) >= 1
     ):
         return []
     out = []
@@ -455,7 +580,10 @@ def pcp_count(state: BuddyState) -> list[str]:
     summary = _summary(state)
     out = []
     for z in summary.zones:
-        for cpu, (pcp, listed) in enumerate(zip(state.zones[z].pageset, summary.pcp_listed[z], strict=True)):
+        pageset = state.zones[z].pageset
+        if [pcp.count for pcp in pageset] == summary.pcp[z].listed:
+            continue
+        for cpu, (pcp, listed) in enumerate(zip(pageset, summary.pcp[z].listed, strict=True)):
             if pcp.count != listed:
                 out.append(
                     f"cpu {cpu}'s zone {state.layout.zone_label(z)} per_cpu_pages count is {pcp.count} "
@@ -470,6 +598,13 @@ def _alloc_request(step: Any) -> tuple[int, int, int] | None:
         return None
     order, migratetype, cpu = step.args
     return order, MIGRATETYPE[migratetype], cpu
+
+
+def _free_pages(zone: Zone) -> int:
+    """The pages on a zone's free lists. The transition invariants read a zone or two, mostly of
+    states the state invariants never see (the explorer checks every edge into a known state),
+    so they walk those zones rather than summarise the whole state."""
+    return sum(len(lst) << order for order, area in enumerate(zone.free_area) for lst in area.free_list)
 
 
 def _floor(layout: MemoryLayout, z: int, cpu: int) -> int:
@@ -492,14 +627,16 @@ def watermark(before: BuddyState, step: Step, after: BuddyState) -> list[str]:
         return []
     order, _, cpu = request
     layout = after.layout
-    summary = _summary(after)
     out = []
     for pfn, _order in set(after.allocated) - set(before.allocated):
         z = layout.zone_of_pfn[pfn] if 0 <= pfn < len(layout.zone_of_pfn) else -1
-        if z in summary.free_pages and summary.free_pages[z] < _floor(layout, z, cpu):
+        if z < 0 or not after.zones[z].pageset:  # outside every populated zone
+            continue
+        free = _free_pages(after.zones[z])
+        if free < _floor(layout, z, cpu):
             out.append(
                 f"order-{order} allocation of pfn {pfn} left zone {layout.zone_label(z)} with "
-                f"{_count(summary.free_pages[z], 'free page')}, below min watermark + lowmem_reserve = "
+                f"{_count(free, 'free page')}, below min watermark + lowmem_reserve = "
                 f"{_floor(layout, z, cpu)}"
             )
     return out
@@ -519,17 +656,17 @@ def alloc_failure(before: BuddyState, step: Step, after: BuddyState) -> list[str
         return []
     order, _, cpu = request
     layout = after.layout
-    summary = _summary(after)
     out = []
-    for z in summary.zones:
-        held = sum(summary.pcp_listed[z])
+    for z, zone in enumerate(after.zones):
+        held = sum(len(lst) for pcp in zone.pageset for lst in pcp.lists)
         if held:
             out.append(
                 f"alloc_pages failed with {_count(held, 'page')} still on zone {layout.zone_label(z)}'s per-cpu lists"
             )
     for z in layout.cpu_zonelist(cpu):
-        free = summary.free_pages[z]
-        has_block = any(summary.listed[z][order:])
+        zone = after.zones[z]
+        free = _free_pages(zone)
+        has_block = any(any(area.free_list) for area in zone.free_area[order:])
         if free - ((1 << order) - 1) > _floor(layout, z, cpu) and has_block:
             out.append(
                 f"alloc_pages(order={order}) on cpu {cpu} returned NULL though zone {layout.zone_label(z)} has "

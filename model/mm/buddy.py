@@ -137,11 +137,12 @@ def _alloc_domain(m: BuddyModel, s: BuddyState) -> Iterable[tuple[int, str, int]
 
 
 def _free_domain(m: BuddyModel, s: BuddyState) -> Iterable[tuple[int, int, int]]:
-    return ((pfn, order, cpu) for pfn, order in s.allocated for cpu in m.cpus)
+    return [(pfn, order, cpu) for pfn, order in s.allocated for cpu in m.cpus]
 
 
 def _drain_domain(m: BuddyModel, s: BuddyState) -> Iterable[tuple[int]]:
-    return [(cpu,) for cpu in m.cpus if any(z.pageset and z.pageset[cpu].count for z in s.zones)]
+    pagesets = [z.pageset for z in s.zones if z.pageset]
+    return [(cpu,) for cpu in m.cpus if any(pageset[cpu].count for pageset in pagesets)]
 
 
 def _split_domain(m: BuddyModel, s: BuddyState) -> Iterable[tuple[int, int]]:

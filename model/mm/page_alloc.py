@@ -82,7 +82,9 @@ def _with_list(
     free_list: tuple[tuple[int, ...], ...], mt: int, new: tuple[int, ...]
 ) -> tuple[tuple[int, ...], ...]:
     """The lists with list mt replaced by new: lists are immutable tuples, replaced whole."""
-    return free_list[:mt] + (new,) + free_list[mt + 1 :]
+    lists = list(free_list)
+    lists[mt] = new
+    return tuple(lists)
 
 
 def list_del(zone: Zone, pfn: int, order: int) -> None:
