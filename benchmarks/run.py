@@ -169,6 +169,19 @@ BUDDY_BOUNDS = {"quick": {"max_seconds": 10, "max_states": 100_000},
                 "full": {"max_seconds": 60, "max_states": 500_000}}
 
 
+def explore_figures(stats: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one explorer run that the tables show."""
+    return {
+        "states": stats["states"],
+        "transitions": stats["transitions"],
+        "seconds": stats["seconds"],
+        "states_per_second": stats["states_per_second"],
+        "table_bytes_per_state": stats["bytes_per_state"],
+        "rss_bytes_per_state": stats["rss_bytes_per_state"],
+        "peak_frontier": stats["peak_frontier"],
+    }
+
+
 def explore_2pc(quick: bool) -> Section:
     """The explorer on two-phase commit, beside Spin on its Promela twin."""
     section = Section()
@@ -176,17 +189,7 @@ def explore_2pc(quick: bool) -> Section:
     for rms in (7,) if quick else (7, 8):
         ours = run_child("two_phase_commit", str(rms))
         stats = ours["stats"]
-        row: dict[str, Any] = {
-            "case": f"2pc rms={rms}",
-            "states": stats["states"],
-            "published": PUBLISHED_2PC.get(rms),
-            "transitions": stats["transitions"],
-            "seconds": stats["seconds"],
-            "states_per_second": stats["states_per_second"],
-            "table_bytes_per_state": stats["bytes_per_state"],
-            "rss_bytes_per_state": stats["rss_bytes_per_state"],
-            "peak_frontier": stats["peak_frontier"],
-        }
+        row: dict[str, Any] = {"case": f"2pc rms={rms}", "published": PUBLISHED_2PC.get(rms), **explore_figures(stats)}
         if stats["states"] != PUBLISHED_2PC.get(rms, stats["states"]) or ours["status"] != "pass":
             section.status = "failed"
             section.reason = f"rms={rms}: {stats['states']:,} states, status {ours['status']}"
@@ -213,18 +216,7 @@ def explore_buddy(quick: bool) -> Section:
     """The explorer on the buddy allocator's small profile with its registered invariants."""
     ours = run_child("registry", "buddy:small", **BUDDY_BOUNDS["quick" if quick else "full"])
     stats = ours["stats"]
-    row = {
-        "case": "buddy small",
-        "status": ours["status"],
-        "strength": ours["strength"],
-        "states": stats["states"],
-        "transitions": stats["transitions"],
-        "seconds": stats["seconds"],
-        "states_per_second": stats["states_per_second"],
-        "table_bytes_per_state": stats["bytes_per_state"],
-        "rss_bytes_per_state": stats["rss_bytes_per_state"],
-        "peak_frontier": stats["peak_frontier"],
-    }
+    row = {"case": "buddy small", "status": ours["status"], "strength": ours["strength"], **explore_figures(stats)}
     return Section(status="ok" if ours["status"] == "pass" else "failed", reason=ours.get("error"), rows=[row])
 
 
