@@ -223,7 +223,8 @@ def finish(results: list[Any], args: argparse.Namespace, console: Console) -> in
         console.print(f"[{style}]{r.status.upper():5}[/] {r.model} {r.engine} {', '.join(r.invariants)}: {r.strength}")
         if r.counterexample:
             console.print(f"      {r.counterexample.invariant}: {r.counterexample.violations[0]}")
-    run = write_run(results, reports_dir=Path(args.reports), meta={"command": " ".join(sys.argv), "seed": args.seed})
+    meta = {"command": " ".join(sys.argv), "selectors": args.selectors, "seed": args.seed}
+    run = write_run(results, reports_dir=Path(args.reports), meta=meta)
     console.print(f"report: {run / 'report.html'}")
     return 0 if all(r.status == "pass" for r in results) else 1
 

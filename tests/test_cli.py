@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 
 def kinv(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -58,3 +59,26 @@ def test_list_names_each_invariant_with_its_mutants(tmp_path: Path) -> None:
     assert done.returncode == 0
     line = next(ln for ln in done.stdout.splitlines() if "buddy.nr_free " in ln)
     assert "buddy.nr_free_not_decremented" in line
+
+
+def test_a_violation_exits_1_with_a_replayable_counterexample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from toy_model import install
+
+    from checkers import plan
+    from checkers.cli import main
+
+    install(monkeypatch)  # two inc(2) from zero overshoot the toy's limit of 3
+    monkeypatch.setattr(plan, "MODELS", {"toy": "toy_model:ToyModel"})
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "toy", "--engine", "explore"]) == 1
+    run = tmp_path / "reports" / "latest"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "fail"
+    (cex,) = (run / "counterexamples").iterdir()
+    assert json.loads(cex.read_text())["steps"] == [
+        {"action": "inc", "args": [2]},
+        {"action": "inc", "args": [2]},
+    ]
+    assert "toy.within_limit violated (explore, 2 steps)" in capsys.readouterr().out
