@@ -31,7 +31,7 @@ class Bounds:
     max_seconds: float
 
 
-EXPLORE_BOUNDS = {"ci": Bounds(max_states=200_000, max_seconds=120), "deep": Bounds(max_states=5_000_000, max_seconds=3600)}
+EXPLORE_BOUNDS = {"ci": Bounds(max_states=200_000, max_seconds=120), "deep": Bounds(max_states=2_000_000, max_seconds=3600)}
 CROSSCHECK_SAMPLES = {"ci": 2_000, "deep": 100_000}
 PROFILES = tuple(stateful.PROFILES)
 
