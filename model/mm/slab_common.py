@@ -117,9 +117,9 @@ class Reciprocal:
 
 def reciprocal_value(d: int) -> Reciprocal:
     """lib/reciprocal_div.c reciprocal_value: multiplier and shifts for dividing a u32 by d."""
-    l = fls(d - 1)
-    m = ((1 << 32) * ((1 << l) - d)) // d + 1
-    return Reciprocal(m & 0xFFFFFFFF, min(l, 1), max(l - 1, 0))
+    shift = fls(d - 1)
+    m = ((1 << 32) * ((1 << shift) - d)) // d + 1
+    return Reciprocal(m & 0xFFFFFFFF, min(shift, 1), max(shift - 1, 0))
 
 
 def reciprocal_divide(a: Any, m: Any, sh1: Any, sh2: Any) -> Any:
