@@ -132,6 +132,24 @@ class BuddyState:
         )
 
 
+def alloc_block(state: BuddyState, order: int, migratetype: int, cpu: int, nid: int | None = None) -> int | None:
+    """alloc_pages on cpu (alloc_pages_node(nid) if given), recording the block it hands out."""
+    pfn = page_alloc.alloc_pages(state, order, migratetype, cpu, nid)
+    if pfn is not None:
+        blocks = list(state.allocated)
+        bisect.insort(blocks, (pfn, order))
+        state.allocated = tuple(blocks)
+    return pfn
+
+
+def free_block(state: BuddyState, pfn: int, order: int, cpu: int) -> None:
+    """__free_pages on cpu of a block alloc_block handed out."""
+    blocks = list(state.allocated)
+    blocks.remove((pfn, order))
+    state.allocated = tuple(blocks)
+    page_alloc.free_pages(state, pfn, order, cpu)
+
+
 def _alloc_domain(m: BuddyModel, s: BuddyState) -> Iterable[tuple[int, str, int]]:
     return m.alloc_args
 
@@ -225,20 +243,12 @@ class BuddyModel(Model[BuddyState, BuddyConfig]):
     @action("order", "migratetype", "cpu", domain=_alloc_domain)
     def alloc_pages(self, state: BuddyState, order: int, migratetype: str, cpu: int) -> int | None:
         """alloc_pages(gfp, order) on cpu: the first pfn of the block, or None for NULL."""
-        pfn = page_alloc.alloc_pages(state, order, MIGRATETYPE[migratetype], cpu)
-        if pfn is not None:
-            blocks = list(state.allocated)
-            bisect.insort(blocks, (pfn, order))
-            state.allocated = tuple(blocks)
-        return pfn
+        return alloc_block(state, order, MIGRATETYPE[migratetype], cpu)
 
     @action("pfn", "order", "cpu", domain=_free_domain)
     def free_pages(self, state: BuddyState, pfn: int, order: int, cpu: int) -> None:
         """__free_pages(page, order) on cpu, of a block alloc_pages handed out."""
-        blocks = list(state.allocated)
-        blocks.remove((pfn, order))
-        state.allocated = tuple(blocks)
-        page_alloc.free_pages(state, pfn, order, cpu)
+        free_block(state, pfn, order, cpu)
 
     @action("cpu", domain=_drain_domain)
     def drain_pages(self, state: BuddyState, cpu: int) -> None:

@@ -460,13 +460,15 @@ def prep_new_page(state: BuddyState, pfn: int, order: int) -> None:
 
 
 def get_page_from_freelist(
-    state: BuddyState, order: int, migratetype: int, cpu: int, wmark: int
+    state: BuddyState, order: int, migratetype: int, cpu: int, wmark: int, nid: int | None = None
 ) -> int | None:
-    """mm/page_alloc.c get_page_from_freelist: the first zone of the zonelist that passes the
-    watermark and has a block (node_reclaim_mode 0: a failing zone is skipped)."""
+    """mm/page_alloc.c get_page_from_freelist: the first zone of the zonelist (cpu's node's,
+    or node nid's) that passes the watermark and has a block (node_reclaim_mode 0: a failing
+    zone is skipped)."""
     layout = state.layout
-    classzone_idx = layout.classzone_idx(cpu)
-    for z in layout.cpu_zonelist(cpu):
+    zonelist = layout.cpu_zonelist(cpu) if nid is None else layout.nodes[nid].node_zonelist
+    classzone_idx = layout.zones[zonelist[0]].zone_type
+    for z in zonelist:
         zone = state.zones[z]
         if not zone_watermark_ok(zone, order, zone.info.watermark[wmark], classzone_idx):
             continue
@@ -477,16 +479,17 @@ def get_page_from_freelist(
     return None
 
 
-def alloc_pages(state: BuddyState, order: int, migratetype: int, cpu: int) -> int | None:
-    """mm/page_alloc.c __alloc_pages_nodemask for a GFP_KERNEL-class request: the fast path at
-    the low watermark; the slow path at min; then, as direct reclaim finds nothing to reclaim
-    here, drain_all_pages and one last try at min (__alloc_pages_direct_reclaim). None is NULL."""
-    pfn = get_page_from_freelist(state, order, migratetype, cpu, WMARK_LOW)
+def alloc_pages(state: BuddyState, order: int, migratetype: int, cpu: int, nid: int | None = None) -> int | None:
+    """mm/page_alloc.c __alloc_pages_nodemask for a GFP_KERNEL-class request on cpu, preferring
+    node nid if given (alloc_pages_node without __GFP_THISNODE): the fast path at the low
+    watermark; the slow path at min; then, as direct reclaim finds nothing to reclaim here,
+    drain_all_pages and one last try at min (__alloc_pages_direct_reclaim). None is NULL."""
+    pfn = get_page_from_freelist(state, order, migratetype, cpu, WMARK_LOW, nid)
     if pfn is None:
-        pfn = get_page_from_freelist(state, order, migratetype, cpu, WMARK_MIN)
+        pfn = get_page_from_freelist(state, order, migratetype, cpu, WMARK_MIN, nid)
     if pfn is None:
         drain_all_pages(state)
-        pfn = get_page_from_freelist(state, order, migratetype, cpu, WMARK_MIN)
+        pfn = get_page_from_freelist(state, order, migratetype, cpu, WMARK_MIN, nid)
     return pfn
 
 
