@@ -8,6 +8,7 @@ from typing import Any
 # Built-in models by registry name: "module:Class", imported on first use.
 MODELS = {
     "buddy": "model.mm.buddy:BuddyModel",
+    "slub": "model.mm.slab:SlubModel",
 }
 
 

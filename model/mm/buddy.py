@@ -132,9 +132,16 @@ class BuddyState:
         )
 
 
-def alloc_block(state: BuddyState, order: int, migratetype: int, cpu: int, nid: int | None = None) -> int | None:
+def alloc_block(
+    state: BuddyState,
+    order: int,
+    migratetype: int,
+    cpu: int,
+    nid: int | None = None,
+    can_direct_reclaim: bool = True,
+) -> int | None:
     """alloc_pages on cpu (alloc_pages_node(nid) if given), recording the block it hands out."""
-    pfn = page_alloc.alloc_pages(state, order, migratetype, cpu, nid)
+    pfn = page_alloc.alloc_pages(state, order, migratetype, cpu, nid, can_direct_reclaim)
     if pfn is not None:
         blocks = list(state.allocated)
         bisect.insort(blocks, (pfn, order))

@@ -479,15 +479,23 @@ def get_page_from_freelist(
     return None
 
 
-def alloc_pages(state: BuddyState, order: int, migratetype: int, cpu: int, nid: int | None = None) -> int | None:
+def alloc_pages(
+    state: BuddyState,
+    order: int,
+    migratetype: int,
+    cpu: int,
+    nid: int | None = None,
+    can_direct_reclaim: bool = True,
+) -> int | None:
     """mm/page_alloc.c __alloc_pages_nodemask for a GFP_KERNEL-class request on cpu, preferring
     node nid if given (alloc_pages_node without __GFP_THISNODE): the fast path at the low
-    watermark; the slow path at min; then, as direct reclaim finds nothing to reclaim here,
-    drain_all_pages and one last try at min (__alloc_pages_direct_reclaim). None is NULL."""
+    watermark; the slow path at min; then, if the request may reclaim (__GFP_DIRECT_RECLAIM),
+    which finds nothing to reclaim here, drain_all_pages and one last try at min
+    (__alloc_pages_direct_reclaim). None is NULL."""
     pfn = get_page_from_freelist(state, order, migratetype, cpu, WMARK_LOW, nid)
     if pfn is None:
         pfn = get_page_from_freelist(state, order, migratetype, cpu, WMARK_MIN, nid)
-    if pfn is None:
+    if pfn is None and can_direct_reclaim:
         drain_all_pages(state)
         pfn = get_page_from_freelist(state, order, migratetype, cpu, WMARK_MIN, nid)
     return pfn

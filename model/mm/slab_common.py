@@ -294,6 +294,11 @@ def create_kmalloc_caches(p: SlubParams, cpu_partial: int | None = None) -> tupl
     """mm/slab_common.c create_kmalloc_caches: kmalloc-8 ... kmalloc-8192, with 96 and 192,
     aligned to ARCH_KMALLOC_MINALIGN."""
     return tuple(
-        kmem_cache_open(p, CacheSpec("kmalloc", kmalloc_size(i), ARCH_KMALLOC_MINALIGN), kmalloc_index=i, cpu_partial=cpu_partial)
+        kmem_cache_open(
+            p,
+            CacheSpec("kmalloc", kmalloc_size(i), ARCH_KMALLOC_MINALIGN),
+            kmalloc_index=i,
+            cpu_partial=cpu_partial,
+        )
         for i in kmalloc_indexes()
     )
