@@ -22,36 +22,47 @@ from model.mm.slub import KMALLOC_LARGE, NULL, ZERO_SIZE_PTR, Slab
 MODEL = "slub"
 
 
-def _walk(state: SlubState, offset: int, head: int, limit: int) -> tuple[list[int], bool]:
+def _walk(freeptr: dict[int, int], offset: int, head: int, limit: int) -> tuple[list[int], bool]:
     """The objects on the freelist from head, and whether it loops (it is cut at the first
     repeat, or after limit objects)."""
-    seen: list[int] = []
-    members: set[int] = set()
+    seen: dict[int, None] = {}
+    get = freeptr.get
     fp = head
-    while fp:
-        if fp in members or len(seen) >= limit:
-            return seen, True
-        seen.append(fp)
-        members.add(fp)
-        fp = state.freeptr.get(fp + offset, NULL)
-    return seen, False
+    while fp and fp not in seen and len(seen) < limit:
+        seen[fp] = None
+        fp = get(fp + offset, NULL)
+    return list(seen), bool(fp)
 
 
-def _freelists(state: SlubState) -> list[tuple[str, int | None, list[int], bool]]:
-    """(name, the slab it belongs to, its objects, loops) of every page and CPU freelist."""
-    out: list[tuple[str, int | None, list[int], bool]] = []
+Freelist = tuple[str, int | None, list[int], bool]  # (name, the slab it belongs to, its objects, loops)
+_WALKED: list[tuple[SlubState, dict[int, int], dict[int, Slab], dict[str, object], list[Freelist]]] = []
+
+
+def _freelists(state: SlubState) -> list[Freelist]:
+    """Every page and CPU freelist, walked once for all the predicates that read them."""
+    if _WALKED:
+        was, freeptr, slabs, caches, walked = _WALKED[0]
+        if was is state and state.freeptr == freeptr and state.slabs == slabs and state.caches == caches:
+            return walked
+    out: list[Freelist] = []
     for pfn, slab in sorted(state.slabs.items()):
         s = state.caches[slab.cache].s if slab.cache in state.caches else None
         offset = s.offset if s else 0
-        objects, loops = _walk(state, offset, slab.freelist, slab.objects + 1)
+        objects, loops = _walk(state.freeptr, offset, slab.freelist, slab.objects)
         out.append((f"page->freelist of slab {pfn:#x}", pfn, objects, loops))
     for name, cs in sorted(state.caches.items()):
         for cpu, c in enumerate(cs.cpu_slab):
             if c.freelist:
-                limit = state.slabs[c.page].objects + 1 if c.page in state.slabs else 1 << 20
-                objects, loops = _walk(state, cs.s.offset, c.freelist, limit)
+                limit = state.slabs[c.page].objects if c.page in state.slabs else 1 << 20
+                objects, loops = _walk(state.freeptr, cs.s.offset, c.freelist, limit)
                 out.append((f"{name} cpu {cpu}'s c->freelist", c.page, objects, loops))
+    _WALKED[:] = [(state, dict(state.freeptr), dict(state.slabs), dict(state.caches), out)]
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _boundaries(base: int, size: int, objects: int) -> frozenset[int]:
+    return frozenset(range(base, base + objects * size, size))
 
 
 def _slab_of(state: SlubState, addr: int) -> tuple[int, Slab] | None:
@@ -134,8 +145,13 @@ def freelist(state: SlubState) -> list[str]:
             out.append(f"{name} is not empty but belongs to no slab")
             continue
         slab = state.slabs[pfn]
+        size = state.caches[slab.cache].s.size if slab.cache in state.caches else 0
+        valid = _boundaries(pfn << PAGE_SHIFT, size, slab.objects) if size else frozenset()
+        if valid.issuperset(objects) and live.isdisjoint(objects) and holder.keys().isdisjoint(objects):
+            holder.update(dict.fromkeys(objects, name))
+            continue
         for addr in objects:
-            if _object_index(state, pfn, slab, addr) is None:
+            if addr not in valid:
                 out.append(f"{name} holds {addr:#x}, not an object of slab {pfn:#x}")
             if addr in live:
                 out.append(f"{name} holds {addr:#x}, which is allocated")
