@@ -65,3 +65,34 @@ def test_unmutated_buddy_model_breaks_nothing_to_depth_8() -> None:
     r = explore(BuddyModel.from_profile("small"), invariants.for_model("buddy"), max_depth=8)
     assert r.status == "pass"
     assert r.stats["states"] == 57_500  # distinct states within 8 steps of boot, small config
+
+
+def test_every_slub_mutant_is_killed_and_every_slub_check_has_one() -> None:
+    outcomes, missing = run_mutants(["slub"], seed=0)
+    assert [o.mutant.name for o in outcomes if not o.killed] == []
+    assert missing == []
+    assert len(outcomes) >= 6
+    for o in outcomes:
+        cex = o.result.counterexample
+        assert (cex is not None and cex.invariant == o.mutant.breaks) or o.result.refutation is not None
+
+
+def test_only_an_interrupt_in_the_fast_path_window_shows_that_the_tid_is_needed() -> None:
+    """With next_tid broken, runs whose fast paths are atomic keep every freelist sound; the
+    explorer with the interrupt window finds the interleaving that corrupts one."""
+    import dataclasses
+
+    from checkers.explore import explore
+    from checkers.stateful import Profile, run_stateful
+    from model.mm.slab import SlubModel
+
+    freelist = [invariants.load_all()["slub.freelist"]]
+    small = SlubModel.from_profile("small")
+    atomic = SlubModel(dataclasses.replace(small.config, irq_window=False))
+    with mutants.load_all()["slub.tid_not_advanced"].applied():
+        assert explore(atomic, freelist, max_depth=12).status == "pass"
+        assert run_stateful(atomic, freelist, profile=Profile(200, 40), seed_value=0).status == "pass"
+        caught = explore(small, freelist)
+    assert caught.status == "fail" and caught.counterexample is not None
+    steps = [s.action for s in caught.counterexample.steps]
+    assert "irq_alloc" in steps or "irq_kfree" in steps

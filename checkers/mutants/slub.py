@@ -106,11 +106,11 @@ def _mutant(
 _mutant(
     "fastpath_commits_object",
     "no_double_alloc",
-    "stateful",
+    "explore",
     "get_freepointer_safe",
     get_freepointer_safe_object,
 )
-_mutant("acquire_slab_keeps_partial", "node_partial", "stateful", "acquire_slab", acquire_slab_keeps_partial)
+_mutant("acquire_slab_keeps_partial", "node_partial", "explore", "acquire_slab", acquire_slab_keeps_partial)
 _mutant(
     "kmalloc_index_off_by_one",
     "kmalloc_class",
