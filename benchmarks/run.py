@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -163,9 +164,9 @@ def spin_version() -> str | None:
 
 PUBLISHED_2PC = {3: 288, 5: 8_832, 7: 296_448, 8: 1_745_408}  # TLC and Stateright
 
-# The buddy model's small profile is not exhausted in minutes: the strength line says how far
-# the bounded run got. The state cap keeps the frontier's memory in check.
-BUDDY_BOUNDS = {"quick": {"max_seconds": 10, "max_states": 100_000},
+# The kernel models' small profiles are not exhausted in minutes: the strength line says how
+# far the bounded run got. The state cap keeps the frontier's memory in check.
+MODEL_BOUNDS = {"quick": {"max_seconds": 10, "max_states": 100_000},
                 "full": {"max_seconds": 60, "max_states": 500_000}}
 
 
@@ -212,16 +213,16 @@ def explore_2pc(quick: bool) -> Section:
     return section
 
 
-def explore_buddy(quick: bool) -> Section:
-    """The explorer on the buddy allocator's small profile with its registered invariants."""
-    ours = run_child("registry", "buddy:small", **BUDDY_BOUNDS["quick" if quick else "full"])
+def explore_model(name: str, quick: bool) -> Section:
+    """The explorer on a model's small profile with its registered invariants."""
+    ours = run_child("registry", f"{name}:small", **MODEL_BOUNDS["quick" if quick else "full"])
     stats = ours["stats"]
-    row = {"case": "buddy small", "status": ours["status"], "strength": ours["strength"], **explore_figures(stats)}
+    row = {"case": f"{name} small", "status": ours["status"], "strength": ours["strength"], **explore_figures(stats)}
     return Section(status="ok" if ours["status"] == "pass" else "failed", reason=ours.get("error"), rows=[row])
 
 
-def stateful_buddy(quick: bool) -> Section:
-    """Hypothesis steps/s on the buddy machine, every invariant checked after every step."""
+def stateful_model(name: str, quick: bool) -> Section:
+    """Hypothesis steps/s on a model's machines, every invariant checked after every step."""
     import invariants
     from checkers.stateful import Profile, run_stateful
     from model import model_class
@@ -229,9 +230,9 @@ def stateful_buddy(quick: bool) -> Section:
     section = Section()
     profile = Profile(max_examples=50 if quick else 200, steps=60)
     for config in ("small", "large"):
-        r = run_stateful(model_class("buddy").from_profile(config), invariants.for_model("buddy"),
+        r = run_stateful(model_class(name).from_profile(config), invariants.for_model(name),
                          profile=profile, seed_value=0)
-        section.rows.append({"case": f"buddy {config}", "status": r.status, "runs": r.stats["runs"],
+        section.rows.append({"case": f"{name} {config}", "status": r.status, "runs": r.stats["runs"],
                              "steps": r.stats["steps"], "seconds": r.stats["seconds"],
                              "steps_per_second": r.stats["steps_per_second"]})
         if r.status != "pass":
@@ -239,14 +240,14 @@ def stateful_buddy(quick: bool) -> Section:
     return section
 
 
-def prove_buddy(quick: bool) -> Section:
-    """z3 solve time and cross-check time of each buddy proof."""
+def prove_all(quick: bool) -> Section:
+    """z3 solve time and cross-check time of every proof."""
     from checkers.prove import bench_prove
 
     bench = bench_prove(samples=200 if quick else 2_000, seed=0)
     section = Section()
     for name, p in bench["proofs"].items():
-        section.rows.append({"case": name.removeprefix("buddy."), "status": p["status"],
+        section.rows.append({"case": name, "status": p["status"],
                              "solve_seconds": p["solve_seconds"], "crosscheck_seconds": p["crosscheck_seconds"]})
         if p["status"] != "pass":
             section.status, section.reason = "failed", f"{name}: {p['status']}"
@@ -256,9 +257,11 @@ def prove_buddy(quick: bool) -> Section:
 # Section name -> function(quick) -> Section, run in this order.
 SECTIONS: dict[str, Callable[[bool], Section]] = {
     "explore_2pc": explore_2pc,
-    "explore_buddy": explore_buddy,
-    "stateful_buddy": stateful_buddy,
-    "prove_buddy": prove_buddy,
+    "explore_buddy": functools.partial(explore_model, "buddy"),
+    "explore_slub": functools.partial(explore_model, "slub"),
+    "stateful_buddy": functools.partial(stateful_model, "buddy"),
+    "stateful_slub": functools.partial(stateful_model, "slub"),
+    "prove": prove_all,
 }
 
 
