@@ -31,3 +31,21 @@ def test_buddy_deep_random_runs(config: str) -> None:
         BuddyModel.from_profile(config), invariants.for_model("buddy"), profile=PROFILES["deep"], seed_value=1
     )
     assert result.status == "pass", result.counterexample
+
+
+def test_slub_small_config_half_a_million_states() -> None:
+    from model.mm.slab import SlubModel
+
+    result = explore(SlubModel.from_profile("small"), invariants.for_model("slub"), max_states=500_000)
+    assert result.status == "pass", result.counterexample
+    assert result.stats["states"] == 500_000
+
+
+@pytest.mark.parametrize("config", ["small", "large"])
+def test_slub_deep_random_runs(config: str) -> None:
+    from model.mm.slab import SlubModel
+
+    result = run_stateful(
+        SlubModel.from_profile(config), invariants.for_model("slub"), profile=PROFILES["deep"], seed_value=1
+    )
+    assert result.status == "pass", result.counterexample
