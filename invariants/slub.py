@@ -22,19 +22,31 @@ from model.mm.slub import KMALLOC_LARGE, NULL, ZERO_SIZE_PTR, Slab
 MODEL = "slub"
 
 
-def _walk(freeptr: dict[int, int], offset: int, head: int, limit: int) -> tuple[list[int], bool]:
-    """The objects on the freelist from head, and whether it loops (it is cut at the first
-    repeat, or after limit objects)."""
+def _walk(freeptr: dict[int, int], offset: int, head: int, limit: int) -> tuple[list[int], int]:
+    """The objects on the freelist from head, cut at the first repeat or after limit objects,
+    and the free pointer it was cut at (NULL when it ended)."""
     seen: dict[int, None] = {}
     get = freeptr.get
     fp = head
     while fp and fp not in seen and len(seen) < limit:
         seen[fp] = None
         fp = get(fp + offset, NULL)
-    return list(seen), bool(fp)
+    return list(seen), fp
 
 
-Freelist = tuple[str, int | None, list[int], bool]  # (name, the slab it belongs to, its objects, loops)
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _addr(addr: int) -> str:
+    return f"{addr:#x}" if addr else "NULL"
+
+
+def _page(pfn: int | None) -> str:
+    return "NULL" if pfn is None else f"slab {pfn:#x}"
+
+
+Freelist = tuple[str, int | None, list[int], int]  # (name, the slab it belongs to, its objects, where it was cut)
 _WALKED: list[tuple[SlubState, dict[int, int], dict[int, Slab], dict[str, object], list[Freelist]]] = []
 
 
@@ -48,14 +60,14 @@ def _freelists(state: SlubState) -> list[Freelist]:
     for pfn, slab in sorted(state.slabs.items()):
         s = state.caches[slab.cache].s if slab.cache in state.caches else None
         offset = s.offset if s else 0
-        objects, loops = _walk(state.freeptr, offset, slab.freelist, slab.objects)
-        out.append((f"page->freelist of slab {pfn:#x}", pfn, objects, loops))
+        objects, cut = _walk(state.freeptr, offset, slab.freelist, slab.objects)
+        out.append((f"page->freelist of slab {pfn:#x}", pfn, objects, cut))
     for name, cs in sorted(state.caches.items()):
         for cpu, c in enumerate(cs.cpu_slab):
             if c.freelist:
                 limit = state.slabs[c.page].objects if c.page in state.slabs else 1 << 20
-                objects, loops = _walk(state.freeptr, cs.s.offset, c.freelist, limit)
-                out.append((f"{name} cpu {cpu}'s c->freelist", c.page, objects, loops))
+                objects, cut = _walk(state.freeptr, cs.s.offset, c.freelist, limit)
+                out.append((f"{name} cpu {cpu}'s c->freelist", c.page, objects, cut))
     _WALKED[:] = [(state, dict(state.freeptr), dict(state.slabs), dict(state.caches), out)]
     return out
 
@@ -138,11 +150,13 @@ def freelist(state: SlubState) -> list[str]:
     live = {addr for addr, _, _ in state.live}
     holder: dict[int, str] = {}
     out = []
-    for name, pfn, objects, loops in _freelists(state):
-        if loops:
-            out.append(f"{name} loops back to {state.freeptr.get(objects[-1] + _offset(state, pfn), 0):#x}")
+    for name, pfn, objects, cut in _freelists(state):
+        if cut in objects:
+            out.append(f"{name} loops: the free pointer of {objects[-1]:#x} leads back to {cut:#x}")
+        elif cut:
+            out.append(f"{name} runs on past {len(objects)} objects, the most its slab has, to {cut:#x}")
         if pfn is None or pfn not in state.slabs:
-            out.append(f"{name} is not empty but belongs to no slab")
+            out.append(f"{name} holds {objects[0]:#x} but belongs to no slab (c->page is NULL)")
             continue
         slab = state.slabs[pfn]
         size = state.caches[slab.cache].s.size if slab.cache in state.caches else 0
@@ -159,11 +173,6 @@ def freelist(state: SlubState) -> list[str]:
                 out.append(f"{addr:#x} is on both {holder[addr]} and {name}")
             holder.setdefault(addr, name)
     return out
-
-
-def _offset(state: SlubState, pfn: int | None) -> int:
-    slab = state.slabs.get(pfn) if pfn is not None else None
-    return state.caches[slab.cache].s.offset if slab is not None and slab.cache in state.caches else 0
 
 
 @invariant(
@@ -191,7 +200,7 @@ def frozen(state: SlubState) -> list[str]:
                 if p.pages != len(c.partial) - i:
                     out.append(
                         f"{name} cpu {cpu}'s c->partial entry {i} (slab {p.pfn:#x}) counts {p.pages} pages "
-                        f"but {len(c.partial) - i} are left on the list"
+                        f"but the list holds {_count(len(c.partial) - i, 'slab')} from there on"
                     )
     for pfn, slab in sorted(state.slabs.items()):
         held_by = owners.get(pfn, [])
@@ -291,8 +300,9 @@ def no_double_alloc(state: SlubState) -> list[str]:
     "slub.tid",
     model=MODEL,
     statement="A CPU's tid never decreases and stays congruent to the CPU, and every step that changes "
-    "a CPU's lockless freelist advances its tid.",
-    source="mm/slub.c next_tid, init_tid, slab_alloc_node, do_slab_free, ___slab_alloc (load_freelist)",
+    "a CPU's lockless freelist or its c->page advances its tid.",
+    source="mm/slub.c next_tid, init_tid, slab_alloc_node, do_slab_free, ___slab_alloc, deactivate_slab "
+    "(with eeaa345e1285, mm/slub: add missing TID updates on slab deactivation)",
     transition=True,
 )
 def tid(before: SlubState, step: Step, after: SlubState) -> list[str]:
@@ -307,7 +317,12 @@ def tid(before: SlubState, step: Step, after: SlubState) -> list[str]:
                 out.append(f"{name} cpu {cpu}'s tid went back from {c0.tid} to {c1.tid}")
             elif c1.freelist != c0.freelist and c1.tid == c0.tid:
                 out.append(
-                    f"{name} cpu {cpu}'s c->freelist changed from {c0.freelist:#x} to {c1.freelist:#x} "
+                    f"{name} cpu {cpu}'s c->freelist changed from {_addr(c0.freelist)} to {_addr(c1.freelist)} "
+                    f"but its tid stayed {c1.tid}"
+                )
+            elif c1.page != c0.page and c1.tid == c0.tid:
+                out.append(
+                    f"{name} cpu {cpu}'s c->page changed from {_page(c0.page)} to {_page(c1.page)} "
                     f"but its tid stayed {c1.tid}"
                 )
             if c1.tid % tid_step != cpu:
@@ -330,7 +345,11 @@ def kmalloc_class(state: SlubState) -> list[str]:
             if size <= KMALLOC_MAX_CACHE_SIZE:
                 out.append(f"kmalloc({size}) at {addr:#x} came from the page allocator, not a kmalloc cache")
             continue
-        s = state.caches[cache].s
+        cs = state.caches.get(cache)
+        if cs is None:
+            out.append(f"{addr:#x} was allocated from {cache}, which does not exist")
+            continue
+        s = cs.s
         if not s.kmalloc_index:
             if size != s.object_size:
                 out.append(f"{addr:#x} of {cache} records {size} bytes, not its object_size {s.object_size}")

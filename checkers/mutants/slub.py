@@ -57,6 +57,11 @@ def load_freelist_keeps_tid(state: SlubState, s: KmemCache, cpu: int, freelist: 
     return freelist
 
 
+def deactivate_bypass_keeps_tid(state: SlubState, s: KmemCache, cpu: int) -> None:
+    """DEACTIVATE_BYPASS drops c->page without next_tid, as before commit eeaa345e1285 (the race Jann Horn found)."""
+    slub.set_cpu_slab(state, s, cpu, page=None)
+
+
 def put_cpu_partial_not_on_free(state: SlubState, s: KmemCache, pfn: int, cpu: int, drain: bool) -> None:
     """__slab_free freezes a previously full slab but never calls put_cpu_partial: it is on no list."""
     if not drain:
@@ -120,6 +125,7 @@ _mutant(
     SLAB_COMMON,
 )
 _mutant("tid_not_advanced", "freelist", "explore", "next_tid", next_tid_unchanged)
+_mutant("deactivate_bypass_keeps_tid", "freelist", "explore", "deactivate_bypass", deactivate_bypass_keeps_tid)
 _mutant("load_freelist_keeps_tid", "tid", "stateful", "load_freelist", load_freelist_keeps_tid)
 _mutant("slab_free_no_cpu_partial", "frozen", "explore", "put_cpu_partial", put_cpu_partial_not_on_free)
 _mutant("double_free_undetected", "freelist", "stateful", "on_freelist", on_freelist_never)

@@ -28,7 +28,6 @@ from typing import Any
 from model.contract import Model, action
 from model.mm import slub
 from model.mm.buddy import LARGE as BUDDY_LARGE
-from model.mm.buddy import SMALL as BUDDY_SMALL
 from model.mm.buddy import BuddyConfig, BuddyModel, BuddyState
 from model.mm.slab_common import (
     CacheSpec,
@@ -45,7 +44,7 @@ class SlubConfig:
     """The machine (a buddy allocator config), SLUB's boot parameters and tunables, and what
     the tasks ask for."""
 
-    buddy: BuddyConfig = BUDDY_SMALL
+    buddy: BuddyConfig = BuddyConfig()
     slub_min_order: int = 0
     slub_max_order: int = 3
     slub_min_objects: int = 0  # 0: 4 * (fls(nr_cpu_ids) + 1)
@@ -71,6 +70,12 @@ class SlubConfig:
                 f"need 0 <= slub_min_order ({self.slub_min_order}) <= slub_max_order ({self.slub_max_order}) "
                 f"< MAX_ORDER ({self.buddy.MAX_ORDER})"
             )
+        # Objects are named by physical address, and address 0 is NULL (16 is ZERO_SIZE_PTR):
+        # pfn 0 must stay out of the allocator, as x86 keeps it (reserved for the BIOS).
+        if not any(start == 0 < end for start, end in self.buddy.reserved) and any(
+            start == 0 for start, _, _ in self.buddy.ram
+        ):
+            raise ValueError("buddy.reserved must hold pfn 0: an object at address 0 would be NULL")
         for name in ("cpu_partial", "min_partial"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -213,13 +218,26 @@ def _shrink_domain(m: SlubModel, s: SlubState) -> Iterable[tuple[str]]:
     return [(name,) for name, cs in s.caches.items() if _has_slabs(cs)]
 
 
-# Small: the buddy model's small machine (one CPU, 12 pfns) with slabs of two objects
+# Small: a machine of five page frames (pfn 0 reserved, as x86 keeps it; the four others in
+# ZONE_NORMAL, min watermark one page) and one CPU, with slabs of two objects
 # (slub_min_objects=2, slub_max_order=0: kmalloc-2048 gets order-0 slabs), kmalloc-2048 the
-# only size asked for, and tunables scaled down with it (cpu_partial 2, min_partial 1) so
-# that within a few steps slabs go full, partial, frozen on the CPU partial list, unfrozen
-# and discarded, and an interrupt can hit the fast path's window.
+# only size asked for, and tunables scaled down with it (cpu_partial 2, min_partial 1). Within
+# a few steps slabs go full, partial, frozen on the CPU partial list, unfrozen and discarded,
+# memory runs out, and an interrupt can hit the fast path's window; and the explorer visits
+# every reachable state (28,353) in seconds.
+TINY = BuddyConfig(
+    MAX_ORDER=2,
+    pageblock_order=1,
+    ram=((0, 5, 0),),
+    reserved=((0, 1),),
+    max_zone_pfn=(0, 0, 5),
+    cpu_to_node=(0,),
+    min_free_kbytes=4,
+    migratetypes=("MIGRATE_UNMOVABLE",),
+    split_page_max_order=0,
+)
 SMALL = SlubConfig(
-    buddy=BUDDY_SMALL,
+    buddy=TINY,
     slub_max_order=0,
     slub_min_objects=2,
     cpu_partial=2,
@@ -307,7 +325,7 @@ class SlubModel(Model[SlubState, SlubConfig]):
     @action("cpu", domain=_cmpxchg_domain)
     def cmpxchg_double(self, state: SlubState, cpu: int) -> int | None:
         """cpu's task resumes at this_cpu_cmpxchg_double: it commits, or redoes the fast path."""
-        return slub.this_cpu_cmpxchg_double(state, cpu, self.window)
+        return slub.resume_fast_path(state, cpu, self.window)
 
     @action("cpu", domain=_cmpxchg_domain)
     def irq_alloc(self, state: SlubState, cpu: int) -> int | None:

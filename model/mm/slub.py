@@ -5,7 +5,11 @@ through model.mm.buddy.alloc_block and returned with free_block: one world of pa
 Free objects are threaded through a word at s->offset of each object (``state.freeptr``).
 
 The per-CPU fast paths (slab_alloc_node, do_slab_free) read c->tid, then c->freelist and
-c->page, and commit with this_cpu_cmpxchg_double on (freelist, tid). With the model's
+c->page, and commit with this_cpu_cmpxchg_double on (freelist, tid). Every change of
+c->freelist or c->page advances the tid, deactivate_slab and the DEACTIVATE_BYPASS branch
+included: the model follows mm/slub.c with commit eeaa345e1285 ("mm/slub: add missing TID
+updates on slab deactivation", Linux 5.19, backported to the stable trees), whose absence
+the explorer finds as a race (mutant slub.deactivate_bypass_keeps_tid). With the model's
 interrupt window, a task-context fast path stops between its reads and its cmpxchg (as
 ``state.task[cpu]``) and interrupt handlers on that CPU may allocate and free in between;
 the tid is what makes the cmpxchg fail after such an interrupt even when the freelist head
@@ -344,7 +348,8 @@ def unfreeze_partials(state: SlubState, s: KmemCache, cpu: int) -> None:
 def deactivate_slab(state: SlubState, s: KmemCache, pfn: int, freelist: int, cpu: int) -> None:
     """mm/slub.c deactivate_slab: give the CPU freelist back to the slab, unfreeze it, and put
     it on its node's partial list (to the tail if others freed into it meanwhile), on no
-    list when full, or back to the page allocator when empty and the node has min_partial."""
+    list when full, or back to the page allocator when empty and the node has min_partial.
+    The tid moves on, so that a fast path that read c->page before cannot commit after."""
     slab = state.slabs[pfn]
     tail = DEACTIVATE_TO_TAIL if slab.freelist else DEACTIVATE_TO_HEAD
     # Stage one: all but the last CPU-freelist object back onto page->freelist.
@@ -361,15 +366,15 @@ def deactivate_slab(state: SlubState, s: KmemCache, pfn: int, freelist: int, cpu
         discard_slab(state, s, pfn, cpu)
     elif slab.freelist:
         add_partial(state, s, pfn, tail)
-    set_cpu_slab(state, s, cpu, page=None, freelist=NULL)
+    c = get_cpu_slab(state, s, cpu)
+    set_cpu_slab(state, s, cpu, page=None, freelist=NULL, tid=next_tid(state, c.tid))
 
 
 def flush_slab(state: SlubState, s: KmemCache, cpu: int) -> None:
-    """mm/slub.c flush_slab."""
+    """mm/slub.c flush_slab (deactivate_slab advances the tid)."""
     c = get_cpu_slab(state, s, cpu)
     assert c.page is not None
     deactivate_slab(state, s, c.page, c.freelist, cpu)
-    set_cpu_slab(state, s, cpu, tid=next_tid(state, c.tid))
 
 
 def flush_cpu_slab(state: SlubState, s: KmemCache, cpu: int) -> None:
@@ -451,6 +456,14 @@ def load_freelist(state: SlubState, s: KmemCache, cpu: int, freelist: int) -> in
     return freelist
 
 
+def deactivate_bypass(state: SlubState, s: KmemCache, cpu: int) -> None:
+    """The DEACTIVATE_BYPASS branch of ___slab_alloc: get_freelist left the full slab unfrozen,
+    so the CPU drops it, and the tid moves on: a free that read c->page before must not
+    commit onto a lockless freelist with no page behind it."""
+    c = get_cpu_slab(state, s, cpu)
+    set_cpu_slab(state, s, cpu, page=None, tid=next_tid(state, c.tid))
+
+
 def slab_alloc_slowpath(state: SlubState, s: KmemCache, cpu: int, node: int | None) -> int:
     """mm/slub.c ___slab_alloc (under __slab_alloc's local_irq_save). Every route to an object
     passes load_freelist, the new-slab one included, so the rest of a new slab's freelist
@@ -467,7 +480,7 @@ def slab_alloc_slowpath(state: SlubState, s: KmemCache, cpu: int, node: int | No
                 freelist = get_freelist(state, s, page)
                 if freelist:
                     return load_freelist(state, s, cpu, freelist)
-                set_cpu_slab(state, s, cpu, page=None)  # DEACTIVATE_BYPASS
+                deactivate_bypass(state, s, cpu)
         # new_slab:
         partial = get_cpu_slab(state, s, cpu).partial
         if partial:
@@ -493,9 +506,11 @@ def slab_alloc_node(
         if obj:
             hand_out(state, obj, s.name, size)
         return obj
-    next_object = get_freepointer_safe(state, s, obj)
-    state.task = tuple_set(state.task, cpu, Pending("alloc", s.name, tid, obj, next_object, page, node, size))
-    return None if window else this_cpu_cmpxchg_double(state, cpu, window)
+    pending = Pending("alloc", s.name, tid, obj, get_freepointer_safe(state, s, obj), page, node, size)
+    if window:
+        state.task = tuple_set(state.task, cpu, pending)
+        return None
+    return this_cpu_cmpxchg_double(state, cpu, pending, window)
 
 
 T = TypeVar("T")
@@ -505,12 +520,17 @@ def tuple_set(t: tuple[T, ...], i: int, value: T) -> tuple[T, ...]:
     return (*t[:i], value, *t[i + 1 :])
 
 
-def this_cpu_cmpxchg_double(state: SlubState, cpu: int, window: bool) -> int | None:
-    """The fast paths' this_cpu_cmpxchg_double(freelist, tid): commit if neither changed since
-    the task read them, else redo the fast path from its first read."""
+def resume_fast_path(state: SlubState, cpu: int, window: bool) -> int | None:
+    """cpu's task, stopped in its fast path's window, goes on to this_cpu_cmpxchg_double."""
     p = state.task[cpu]
     assert p is not None
     state.task = tuple_set(state.task, cpu, None)
+    return this_cpu_cmpxchg_double(state, cpu, p, window)
+
+
+def this_cpu_cmpxchg_double(state: SlubState, cpu: int, p: Pending, window: bool) -> int | None:
+    """The fast paths' this_cpu_cmpxchg_double(freelist, tid): commit if neither changed since
+    p read them, else redo the fast path from its first read."""
     s = state.caches[p.cache].s
     c = get_cpu_slab(state, s, cpu)
     if p.op == "alloc":
@@ -564,9 +584,11 @@ def do_slab_free(state: SlubState, s: KmemCache, pfn: int, obj: int, cpu: int, w
     if pfn == c.page:
         freelist = c.freelist
         set_freepointer(state, s, obj, freelist)
-        state.task = tuple_set(state.task, cpu, Pending("free", s.name, tid, obj, freelist, pfn, None, 0))
-        if not window:
-            this_cpu_cmpxchg_double(state, cpu, window)
+        pending = Pending("free", s.name, tid, obj, freelist, pfn, None, 0)
+        if window:
+            state.task = tuple_set(state.task, cpu, pending)
+        else:
+            this_cpu_cmpxchg_double(state, cpu, pending, window)
         return
     slab_free_slowpath(state, s, pfn, obj, cpu)
     take_back(state, obj)
@@ -711,24 +733,26 @@ def kmem_cache_shrink(state: SlubState, s: KmemCache) -> None:
 
 
 def free_partial(state: SlubState, s: KmemCache, nid: int) -> None:
-    """mm/slub.c free_partial: discard the node's empty partial slabs (the others are
-    reported as "Objects remaining on __kmem_cache_shutdown()")."""
-    discard = []
+    """mm/slub.c free_partial (4.8+): discard the node's empty partial slabs, the last listed
+    first (the others are reported as "Objects remaining on __kmem_cache_shutdown()")."""
+    discard: list[int] = []
     for pfn in get_node(state, s, nid).partial:
         if not state.slabs[pfn].inuse:
             remove_partial(state, s, pfn)
-            discard.append(pfn)
+            discard.insert(0, pfn)  # list_add onto the discard list
     for pfn in discard:
         discard_slab(state, s, pfn, 0)
 
 
 def kmem_cache_destroy(state: SlubState, s: KmemCache) -> str | None:
     """mm/slab_common.c kmem_cache_destroy -> shutdown_cache -> __kmem_cache_shutdown: flush
-    every CPU and free the empty slabs; a cache with slabs left keeps them and stays."""
+    every CPU, then node by node free the empty slabs; the first node with slabs left stops
+    it, and the cache stays."""
     flush_all(state, s)
     for nid in range(len(state.caches[s.name].node)):
         free_partial(state, s, nid)
-    if any(n.nr_partial or n.nr_slabs for n in state.caches[s.name].node):
-        return f"kmem_cache_destroy {s.name}: {STILL_HAS_OBJECTS}"
+        n = get_node(state, s, nid)
+        if n.nr_partial or n.nr_slabs:
+            return f"kmem_cache_destroy {s.name}: {STILL_HAS_OBJECTS}"
     del state.caches[s.name]
     return None
