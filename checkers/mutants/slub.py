@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from checkers.mutants import mutant
+from checkers.mutants import mutant, slub_prove  # noqa: F401  (registers the prove mutants)
 from model.mm import page_alloc, slab_common, slub
 
 if TYPE_CHECKING:

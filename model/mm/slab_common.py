@@ -71,24 +71,84 @@ def kmalloc_indexes() -> tuple[int, ...]:
     return tuple(out)
 
 
+# C operators whose Python spelling does not take z3 bit-vectors, so that kmalloc_slab, fls
+# and size_index_elem run on z3 terms as well as on ints (invariants/slub_proofs.py). On ints
+# they are the plain Python operators; z3 is imported only when a proof passes its terms.
+
+INT_BITS = 32  # C's int and unsigned int: the width an int takes next to a z3 condition
+
+
+def _symbolic(*xs: Any) -> bool:
+    return not all(isinstance(x, int) for x in xs)
+
+
+def if_then_else(cond: Any, then: Any, otherwise: Any) -> Any:
+    """C's cond ? then : otherwise, with both arms evaluated (they have no side effects)."""
+    if isinstance(cond, bool):
+        return then if cond else otherwise
+    import z3
+
+    if not _symbolic(then, otherwise):
+        then, otherwise = z3.BitVecVal(then, INT_BITS), z3.BitVecVal(otherwise, INT_BITS)
+    return z3.If(cond, then, otherwise)
+
+
+def ule(a: Any, b: Any) -> Any:
+    """C's a <= b on unsigned operands (z3's <= is signed)."""
+    if not _symbolic(a, b):
+        return a <= b
+    import z3
+
+    return z3.ULE(a, b)
+
+
+def udiv(a: Any, b: Any) -> Any:
+    """C's a / b on unsigned operands (z3 bit-vectors have no //)."""
+    if not _symbolic(a, b):
+        return a // b
+    import z3
+
+    return z3.UDiv(a, b)
+
+
+def array_index(table: tuple[int, ...], i: Any) -> Any:
+    """table[i], and 0 for an i past either end (kmalloc_caches[0] is NULL): kmalloc_slab reads
+    size_index[] in both arms of its if_then_else, and only the taken arm stays in range."""
+    if not _symbolic(i):
+        return table[i] if 0 <= i < len(table) else 0
+    import z3
+
+    out = z3.BitVecVal(0, INT_BITS)
+    for n in reversed(range(len(table))):
+        out = z3.If(i == n, z3.BitVecVal(table[n], INT_BITS), out)
+    return out
+
+
 def size_index_elem(size: Any) -> Any:
-    """mm/slab_common.c size_index_elem."""
-    return (size - 1) // 8
+    """mm/slab_common.c size_index_elem: (bytes - 1) / 8."""
+    return udiv(size - 1, 8)
 
 
 def fls(x: int) -> int:
-    """include/asm-generic/bitops/fls.h: the 1-based position of the most significant set bit."""
-    return x.bit_length()
+    """include/asm-generic/bitops/fls.h: the 1-based position of the most significant set bit
+    of the unsigned int x, 0 for 0. Each step halves the window the bit lies in."""
+    x = word = x & 0xFFFFFFFF  # an unsigned int
+    r = 32
+    for mask, shift in ((0xFFFF0000, 16), (0xFF000000, 8), (0xF0000000, 4), (0xC0000000, 2), (0x80000000, 1)):
+        clear = (x & mask) == 0
+        x = if_then_else(clear, x << shift, x)
+        r = if_then_else(clear, r - shift, r)
+    return if_then_else(word == 0, 0, r)
 
 
 def kmalloc_slab(size: int) -> int | None:
     """mm/slab_common.c kmalloc_slab for 1 <= size <= KMALLOC_MAX_CACHE_SIZE: the index of the
-    kmalloc cache that serves it (None for size 0, which gets ZERO_SIZE_PTR)."""
-    if size <= 192:
-        if not size:
-            return None
-        return size_index[size_index_elem(size)]
-    return fls(size - 1)
+    kmalloc cache that serves it (None for size 0, which gets ZERO_SIZE_PTR). The kernel's
+    if (size <= 192) index = size_index[size_index_elem(size)]; else index = fls(size - 1);
+    is an if_then_else, so that a z3 size (standing for sizes from 1 up) passes through."""
+    if isinstance(size, int) and not size:
+        return None
+    return if_then_else(ule(size, 192), array_index(size_index, size_index_elem(size)), fls(size - 1))
 
 
 def get_order(size: int) -> int:
