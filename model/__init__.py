@@ -9,6 +9,7 @@ from typing import Any
 MODELS = {
     "buddy": "model.mm.buddy:BuddyModel",
     "slub": "model.mm.slab:SlubModel",
+    "sched": "model.sched.model:SchedModel",
 }
 
 

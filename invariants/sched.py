@@ -1,0 +1,332 @@
+"""Invariants of the CFS scheduler (model "sched").
+
+vruntimes are u64 and compared as the kernel compares them, by (s64)(a - b). The rules that
+need history compare the states before and after a step; fairness reads the checker's epoch
+record the model keeps (model/sched/model.py).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from fractions import Fraction
+
+from invariants import invariant
+from model.contract import Step
+from model.hw.cpu import TICK_NSEC
+from model.sched import fair
+from model.sched.model import SchedState
+from model.sched.sched import (
+    NICE_0_LOAD,
+    STATE_NAMES,
+    TASK_DEAD,
+    TASK_ON_RQ_QUEUED,
+    TASK_RUNNING,
+    TASK_WAKING,
+)
+
+MODEL = "sched"
+U64 = (1 << 64) - 1
+
+
+def _delta(a: int, b: int) -> int:
+    """(s64)(a - b)."""
+    d = (a - b) & U64
+    return d - (1 << 64) if d >> 63 else d
+
+
+def _ns(x: float | Fraction) -> str:
+    return f"{float(x) / 1e6:.3f} ms"
+
+
+def _state(s: int) -> str:
+    return STATE_NAMES.get(s, hex(s))
+
+
+@invariant(
+    "sched.min_vruntime_monotonic",
+    model=MODEL,
+    statement="No cfs_rq's min_vruntime ever moves backwards (compared as (s64)(new - old)).",
+    source="kernel/sched/fair.c update_min_vruntime (max_vruntime)",
+    transition=True,
+)
+def min_vruntime_monotonic(before: SchedState, step: Step, after: SchedState) -> list[str]:
+    return [
+        f"cpu {cpu}'s min_vruntime went back by {_ns(-_delta(a.cfs.min_vruntime, b.cfs.min_vruntime))}"
+        for cpu, (b, a) in enumerate(zip(before.rqs, after.rqs, strict=True))
+        if _delta(a.cfs.min_vruntime, b.cfs.min_vruntime) < 0
+    ]
+
+
+@invariant(
+    "sched.vruntime_accounting",
+    model=MODEL,
+    statement="A task charged runtime in a step (sum_exec_runtime grew) gains exactly calc_delta_fair of "
+    "it in vruntime: the runtime scaled by NICE_0_LOAD / its weight.",
+    source="kernel/sched/fair.c update_curr, calc_delta_fair, __calc_delta",
+    transition=True,
+)
+def vruntime_accounting(before: SchedState, step: Step, after: SchedState) -> list[str]:
+    out = []
+    for pid, t in after.tasks.items():
+        was = before.tasks.get(pid)
+        if was is None or t.is_idle or was.cpu != t.cpu or was.se.load != t.se.load:
+            continue
+        charged = t.se.sum_exec_runtime - was.se.sum_exec_runtime
+        if charged <= 0:
+            continue
+        gained = _delta(t.se.vruntime, was.se.vruntime)
+        expected = charged * NICE_0_LOAD / t.se.load.weight
+        # __calc_delta's fixed point truncates: within a part in 10^4 of the exact ratio
+        # (invariants/sched_proofs.py proves the bound), and never above it by a nanosecond.
+        if not expected * (1 - 1e-4) - 1 <= gained <= expected + 1:
+            out.append(
+                f"task {pid} (weight {t.se.load.weight}) ran {_ns(charged)} but its vruntime grew by "
+                f"{_ns(gained)}, not {_ns(expected)}"
+            )
+    return out
+
+
+@invariant(
+    "sched.queued_vruntime_stable",
+    model=MODEL,
+    statement="A task that waits in a run queue's timeline keeps its vruntime: only the running "
+    "entity is charged.",
+    source="kernel/sched/fair.c update_curr (charges cfs_rq->curr only)",
+    transition=True,
+)
+def queued_vruntime_stable(before: SchedState, step: Step, after: SchedState) -> list[str]:
+    out = []
+    for cpu, (b, a) in enumerate(zip(before.rqs, after.rqs, strict=True)):
+        for pid in set(b.cfs.timeline) & set(a.cfs.timeline):
+            t0, t1 = before.tasks[pid], after.tasks[pid]
+            if t0.se.load == t1.se.load and t0.se.vruntime != t1.se.vruntime:
+                out.append(
+                    f"task {pid} waited in cpu {cpu}'s timeline but its vruntime moved by "
+                    f"{_ns(_delta(t1.se.vruntime, t0.se.vruntime))}"
+                )
+    return out
+
+
+@invariant(
+    "sched.rq_consistency",
+    model=MODEL,
+    statement="Each cfs_rq's nr_running and load.weight count exactly its queued entities (the "
+    "timeline and a runnable curr), the timeline is in vruntime order without curr, and a task is "
+    "queued at most once on at most one CPU, the one it belongs to.",
+    source="kernel/sched/fair.c account_entity_enqueue/dequeue, __enqueue_entity, set_next_entity",
+)
+def rq_consistency(state: SchedState) -> list[str]:
+    out = []
+    seen: Counter[int] = Counter()
+    for cpu, rq in enumerate(state.rqs):
+        cfs = rq.cfs
+        where = f"cpu {cpu}"
+        queued = list(cfs.timeline)
+        seen.update(cfs.timeline)
+        curr = state.tasks.get(rq.curr)
+        if curr is None:
+            out.append(f"{where}'s rq->curr is task {rq.curr}, which does not exist")
+            continue
+        if curr.is_idle:
+            if cfs.curr is not None:
+                out.append(f"{where} runs its idle task but cfs_rq->curr is task {cfs.curr}")
+        else:
+            if cfs.curr != curr.pid:
+                out.append(f"{where} runs task {curr.pid} but cfs_rq->curr is {cfs.curr}")
+            if curr.pid in cfs.timeline:
+                out.append(f"{where}'s running task {curr.pid} is also in its timeline")
+            if curr.se.on_rq:
+                queued.append(curr.pid)
+                seen[curr.pid] += 1
+            if curr.cpu != cpu:
+                out.append(f"{where} runs task {curr.pid}, which belongs to cpu {curr.cpu}")
+        missing = [pid for pid in queued if pid not in state.tasks]
+        if missing:
+            out.append(f"{where}'s timeline holds tasks {missing} that do not exist")
+            continue
+        if cfs.nr_running != len(queued) or rq.nr_running != len(queued):
+            out.append(
+                f"{where} counts {cfs.nr_running} queued (rq: {rq.nr_running}) but has {len(queued)} "
+                f"(timeline {list(cfs.timeline)}, curr {cfs.curr})"
+            )
+        weight = sum(state.tasks[pid].se.load.weight for pid in queued)
+        if cfs.load != weight:
+            out.append(f"{where}'s load.weight is {cfs.load} but its queued entities weigh {weight}")
+        for left, right in zip(cfs.timeline, cfs.timeline[1:], strict=False):
+            if fair.entity_before(state.tasks[right].se, state.tasks[left].se):
+                out.append(f"{where}'s timeline has task {left} before task {right}, which has the smaller vruntime")
+        for pid in cfs.timeline:
+            t = state.tasks[pid]
+            if t.cpu != cpu or t.on_rq != TASK_ON_RQ_QUEUED or not t.se.on_rq:
+                out.append(f"task {pid} is in cpu {cpu}'s timeline but belongs to cpu {t.cpu} with on_rq {t.on_rq}")
+    out += [f"task {pid} is queued {n} times" for pid, n in sorted(seen.items()) if n > 1]
+    return out
+
+
+@invariant(
+    "sched.state_coherence",
+    model=MODEL,
+    statement="p->on_rq and the entity's on_rq agree; a task off every queue is not TASK_RUNNING, and a "
+    "blocked task is neither queued nor running; no task is left TASK_WAKING or TASK_DEAD between steps.",
+    source="kernel/sched/core.c __schedule (deactivate_task), try_to_wake_up, do_task_dead",
+)
+def state_coherence(state: SchedState) -> list[str]:
+    out = []
+    running = {rq.curr for rq in state.rqs}
+    for pid, t in sorted(state.tasks.items()):
+        if t.is_idle:
+            continue
+        if (t.on_rq == TASK_ON_RQ_QUEUED) != t.se.on_rq:
+            out.append(f"task {pid} has p->on_rq {t.on_rq} but se.on_rq {t.se.on_rq}")
+        if t.state in (TASK_WAKING, TASK_DEAD):
+            out.append(f"task {pid} is left {_state(t.state)}")
+        elif not t.on_rq:
+            if t.state == TASK_RUNNING:
+                out.append(f"task {pid} is TASK_RUNNING but on no run queue")
+            if pid in running:
+                out.append(f"task {pid} is {_state(t.state)} and off its queue but runs on cpu {t.cpu}")
+    return out
+
+
+@invariant(
+    "sched.wake_running_noop",
+    model=MODEL,
+    statement="try_to_wake_up of a task that is TASK_RUNNING changes nothing.",
+    source="kernel/sched/core.c try_to_wake_up (if (!(p->state & state)) goto out)",
+    transition=True,
+)
+def wake_running_noop(before: SchedState, step: Step, after: SchedState) -> list[str]:
+    if step.action != "wake_up":
+        return []
+    pid = step.args[0]
+    t = before.tasks.get(pid)
+    if t is None or t.state != TASK_RUNNING or after.fingerprint() == before.fingerprint():
+        return []
+    return [f"waking task {pid}, which was already TASK_RUNNING, changed the scheduler's state"]
+
+
+def _ideal_runtime(state: SchedState, cpu: int, weight: int) -> Fraction:
+    """sched_slice in exact arithmetic: the period times the entity's share of the queue."""
+    cfs = state.rqs[cpu].cfs
+    factor = fair.get_update_sysctl_factor(len(state.cpus))
+    period = (
+        cfs.nr_running * fair.SCHED_MIN_GRANULARITY * factor
+        if cfs.nr_running > fair.sched_nr_latency
+        else fair.SCHED_LATENCY * factor
+    )
+    return Fraction(period * weight, cfs.load)
+
+
+@invariant(
+    "sched.tick_resched",
+    model=MODEL,
+    statement="After a tick in which the running task's runtime since it was picked exceeded its ideal "
+    "slice (with another task queued), TIF_NEED_RESCHED is set or the CPU has already rescheduled.",
+    source="kernel/sched/fair.c entity_tick, check_preempt_tick; kernel/sched/core.c resched_curr",
+    transition=True,
+)
+def tick_resched(before: SchedState, step: Step, after: SchedState) -> list[str]:
+    if step.action != "tick":
+        return []
+    cpu = step.args[0]
+    rq = after.rqs[cpu]
+    if rq.sched_count != before.rqs[cpu].sched_count or rq.curr != before.rqs[cpu].curr:
+        return []
+    t = after.tasks[rq.curr]
+    if t.is_idle or rq.cfs.nr_running < 2 or t.need_resched:
+        return []
+    ran = t.se.sum_exec_runtime - t.se.prev_sum_exec_runtime
+    ideal = _ideal_runtime(after, cpu, t.se.load.weight)
+    if ran <= ideal:
+        return []
+    return [f"task {t.pid} has run {_ns(ran)} of an ideal {_ns(ideal)} on cpu {cpu}, but need_resched is clear"]
+
+
+@invariant(
+    "sched.fork_placement",
+    model=MODEL,
+    statement="A forked task starts no earlier than its queue's min_vruntime, and no later than the "
+    "parent's vruntime or min_vruntime, whichever is later, plus one sched_latency of its virtual time.",
+    source="kernel/sched/fair.c task_fork_fair, place_entity (START_DEBIT); kernel/sched/core.c wake_up_new_task",
+    transition=True,
+)
+def fork_placement(before: SchedState, step: Step, after: SchedState) -> list[str]:
+    if step.action != "fork_task":
+        return []
+    cpu = step.args[0]
+    children = [pid for pid in after.tasks if pid not in before.tasks]
+    parent = before.tasks[before.rqs[cpu].curr]
+    out = []
+    for pid in children:
+        child = after.tasks[pid]
+        target = after.rqs[child.cpu].cfs
+        ahead = _delta(child.se.vruntime, target.min_vruntime)
+        parent_ahead = max(0, _delta(parent.se.vruntime, before.rqs[cpu].cfs.min_vruntime))
+        latency = fair.SCHED_LATENCY * fair.get_update_sysctl_factor(len(after.cpus))
+        limit = parent_ahead + latency * NICE_0_LOAD / child.se.load.weight + 1
+        if not 0 <= ahead <= limit:
+            out.append(
+                f"forked task {pid} starts {_ns(ahead)} after cpu {child.cpu}'s min_vruntime, outside "
+                f"[0, {_ns(limit)}]"
+            )
+    return out
+
+
+@invariant(
+    "sched.migration_renormalised",
+    model=MODEL,
+    statement="A task the load balancer moves keeps its place relative to min_vruntime: its vruntime "
+    "minus the new queue's min_vruntime equals what it was against the old one.",
+    source="kernel/sched/fair.c dequeue_entity and enqueue_entity (vruntime -= / += min_vruntime)",
+    transition=True,
+)
+def migration_renormalised(before: SchedState, step: Step, after: SchedState) -> list[str]:
+    if step.action != "migrate":
+        return []
+    pid, dst = step.args
+    t0, t1 = before.tasks[pid], after.tasks[pid]
+    was = _delta(t0.se.vruntime, before.rqs[t0.cpu].cfs.min_vruntime)
+    now = _delta(t1.se.vruntime, after.rqs[dst].cfs.min_vruntime)
+    if was == now:
+        return []
+    return [
+        f"task {pid} moved from cpu {t0.cpu} to cpu {dst}: it was {_ns(was)} after min_vruntime and is "
+        f"now {_ns(now)} after"
+    ]
+
+
+@invariant(
+    "sched.fairness",
+    model=MODEL,
+    statement="While a set of tasks stays runnable on one CPU, each task's CPU time stays within "
+    "(w/NICE_0_LOAD) * (2 * S0 + G) of its weight share of their total, S0 being their vruntime spread "
+    "when the set formed and G the most virtual time one run can add (its ideal slice, at least a "
+    "tick, plus two ticks: the one that notices and the one a preempt-disabled section may span).",
+    source="kernel/sched/fair.c pick_next_entity, check_preempt_tick, __sched_period; sched_latency, "
+    "sched_min_granularity, TICK_NSEC",
+)
+def fairness(state: SchedState) -> list[str]:
+    out = []
+    for cpu, epoch in enumerate(state.epochs):
+        members = epoch.members
+        if len(members) < 2 or state.rqs[cpu].cfs.load == 0:
+            continue
+        total_weight = sum(w for _, w, _, _ in members)
+        base = members[0][3]
+        spread0 = max(_delta(v, base) for *_, v in members) - min(_delta(v, base) for *_, v in members)
+        gain = max(
+            (max(_ideal_runtime(state, cpu, w), Fraction(TICK_NSEC)) + 2 * TICK_NSEC) * NICE_0_LOAD / w
+            for _, w, _, _ in members
+        )
+        received = {pid: state.tasks[pid].se.sum_exec_runtime - s0 for pid, _, s0, _ in members}
+        total = sum(received.values())
+        for pid, w, _, _ in members:
+            lag = received[pid] - Fraction(total * w, total_weight)
+            # calc_delta_fair's fixed point: a part in 10^4 of the time, and a microsecond.
+            bound = Fraction(w, NICE_0_LOAD) * (2 * spread0 + gain) + Fraction(total, 10_000) + 1000
+            if abs(lag) > bound:
+                out.append(
+                    f"task {pid} (weight {w}) on cpu {cpu} got {_ns(received[pid])} of {_ns(total)}: "
+                    f"{_ns(abs(lag))} {'over' if lag > 0 else 'under'} its share, beyond the bound {_ns(bound)}"
+                )
+    return out
