@@ -92,7 +92,10 @@ def _machine(model: Model[Any, Any], invs: list[Invariant], record: dict[str, An
 
     body: dict[str, Any] = {"__init__": init}
     for act in model.actions:
-        body[act.name] = make_rule(act)
+        # A model's weights make random runs draw some actions more often (a machine ticks far
+        # more often than it forks): Hypothesis picks among rules, so an action gets one per unit.
+        for i in range(model.weights.get(act.name, 1)):
+            body[act.name if not i else f"{act.name}_{i}"] = make_rule(act)
     return type(f"{model.name}_machine", (RuleBasedStateMachine,), body)
 
 

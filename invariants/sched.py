@@ -189,6 +189,22 @@ def state_coherence(state: SchedState) -> list[str]:
 
 
 @invariant(
+    "sched.idle_only_when_empty",
+    model=MODEL,
+    statement="A CPU runs its idle task only while its run queue is empty, or with TIF_NEED_RESCHED set "
+    "so that the idle loop schedules at its next pass.",
+    source="kernel/sched/core.c check_preempt_curr (a fair task preempts the idle class), resched_curr; "
+    "kernel/sched/idle.c do_idle",
+)
+def idle_only_when_empty(state: SchedState) -> list[str]:
+    return [
+        f"cpu {cpu} runs its idle task with {rq.cfs.nr_running} runnable and need_resched clear"
+        for cpu, rq in enumerate(state.rqs)
+        if rq.curr == rq.idle and rq.cfs.nr_running and not state.tasks[rq.curr].need_resched
+    ]
+
+
+@invariant(
     "sched.wake_running_noop",
     model=MODEL,
     statement="try_to_wake_up of a task that is TASK_RUNNING changes nothing.",

@@ -117,6 +117,8 @@ class Model(Generic[S, C]):
     Config: ClassVar[type]
     profiles: ClassVar[dict[str, Any]]
     actions: ClassVar[tuple[Action, ...]] = ()
+    # How many times more often random runs draw an action than one of weight 1 (the default).
+    weights: ClassVar[dict[str, int]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)

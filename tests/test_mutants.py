@@ -96,3 +96,13 @@ def test_only_an_interrupt_in_the_fast_path_window_shows_that_the_tid_is_needed(
     assert caught.status == "fail" and caught.counterexample is not None
     steps = [s.action for s in caught.counterexample.steps]
     assert "irq_alloc" in steps or "irq_kfree" in steps
+
+
+def test_every_sched_mutant_is_killed_and_every_sched_check_has_one() -> None:
+    outcomes, missing = run_mutants(["sched"], seed=0)
+    assert [o.mutant.name for o in outcomes if not o.killed] == []
+    assert missing == []
+    assert len(outcomes) >= 6
+    for o in outcomes:
+        cex = o.result.counterexample
+        assert (cex is not None and cex.invariant == o.mutant.breaks) or o.result.refutation is not None

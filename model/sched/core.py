@@ -176,12 +176,18 @@ def ttwu_do_wakeup(state: SchedState, cpu: int, pid: int) -> None:
     set_task(state, pid, state=TASK_RUNNING)
 
 
+def ttwu_state_match(p: Task, wake_state: int) -> bool:
+    """kernel/sched/core.c ttwu_state_match (5.14; inline in try_to_wake_up before): the task
+    is in a state this wake-up wakes."""
+    return bool(p.state & wake_state)
+
+
 def try_to_wake_up(state: SchedState, pid: int, target: int, wake_state: int = TASK_NORMAL) -> bool:
     """kernel/sched/core.c try_to_wake_up: nothing for a task not in wake_state; a task still
     queued (it had not reached schedule) is just set running (ttwu_remote); a sleeping one is
     set TASK_WAKING, moved to the CPU select_task_rq chose (target), and enqueued there."""
     p = state.tasks[pid]
-    if not p.state & wake_state:
+    if not ttwu_state_match(p, wake_state):
         return False
     if p.on_rq:  # ttwu_remote
         ttwu_do_wakeup(state, p.cpu, pid)

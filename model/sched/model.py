@@ -225,6 +225,9 @@ class SchedModel(Model[SchedState, SchedConfig]):
     name = "sched"
     Config = SchedConfig
     profiles = {"small": SMALL, "large": LARGE}
+    # Time passes only at ticks: random runs draw them as often as all other events together,
+    # so that sets of tasks stay runnable for many slices.
+    weights = {"tick": 10}
 
     def init_state(self) -> SchedState:
         """The CPUs after sched_init (each running its idle task, min_vruntime at -2^20), then
@@ -241,9 +244,8 @@ class SchedModel(Model[SchedState, SchedConfig]):
             cpu = i % n
             pid = self.fork(state, cpu, cpu)
             core.set_user_nice(state, pid, nice)
-        for cpu in range(n):
-            if core.preemptible(state, cpu):
-                core.preempt_schedule(state, cpu)
+        for cpu in range(n):  # rest_init's schedule_preempt_disabled; the secondaries' idle loops
+            core.schedule(state, cpu)
         note_epochs(state)
         return state
 
