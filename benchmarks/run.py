@@ -259,8 +259,10 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "explore_2pc": explore_2pc,
     "explore_buddy": functools.partial(explore_model, "buddy"),
     "explore_slub": functools.partial(explore_model, "slub"),
+    "explore_sched": functools.partial(explore_model, "sched"),
     "stateful_buddy": functools.partial(stateful_model, "buddy"),
     "stateful_slub": functools.partial(stateful_model, "slub"),
+    "stateful_sched": functools.partial(stateful_model, "sched"),
     "prove": prove_all,
 }
 

@@ -49,3 +49,21 @@ def test_slub_deep_random_runs(config: str) -> None:
         SlubModel.from_profile(config), invariants.for_model("slub"), profile=PROFILES["deep"], seed_value=1
     )
     assert result.status == "pass", result.counterexample
+
+
+def test_sched_small_config_a_million_states() -> None:
+    from model.sched.model import SchedModel
+
+    result = explore(SchedModel.from_profile("small"), invariants.for_model("sched"), max_states=1_000_000)
+    assert result.status == "pass", result.counterexample
+    assert result.stats["states"] == 1_000_000
+
+
+@pytest.mark.parametrize("config", ["small", "large"])
+def test_sched_deep_random_runs(config: str) -> None:
+    from model.sched.model import SchedModel
+
+    result = run_stateful(
+        SchedModel.from_profile(config), invariants.for_model("sched"), profile=PROFILES["deep"], seed_value=1
+    )
+    assert result.status == "pass", result.counterexample
