@@ -154,8 +154,10 @@ def preempt_schedule(state: SchedState, cpu: int) -> None:
 
 
 def preemptible(state: SchedState, cpu: int) -> bool:
-    """need_resched() with preempt_count 0: a preemption point would schedule."""
-    return state.cpus[cpu].preempt_count == 0 and state.tasks[state.rqs[cpu].curr].need_resched
+    """need_resched() with preempt_count 0 and interrupts on (preemptible()): a preemption point
+    would schedule."""
+    c = state.cpus[cpu]
+    return c.preempt_count == 0 and c.irqs_enabled and state.tasks[state.rqs[cpu].curr].need_resched
 
 
 def scheduler_tick(state: SchedState, cpu: int) -> None:

@@ -29,6 +29,7 @@ from model.sched.sched import (
     TASK_INTERRUPTIBLE,
     TASK_ON_RQ_QUEUED,
     TASK_RUNNING,
+    TASK_UNINTERRUPTIBLE,
     TASK_WAKING,
     CfsRq,
     LoadWeight,
@@ -50,6 +51,8 @@ class SchedConfig:
     max_tasks: int = 8  # fork is refused beyond this many tasks
     nice_values: tuple[int, ...] = (-5, 0, 5)  # what set_nice may set
     preempt_sections: bool = True  # the running task may disable preemption across a tick
+    irq_sections: bool = False  # the running task may disable interrupts (deferring ticks)
+    uninterruptible: bool = False  # tasks may also sleep in TASK_UNINTERRUPTIBLE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -136,16 +139,21 @@ def _tick_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int]]:
     return [(cpu,) for cpu, c in enumerate(s.cpus) if c.irqs_enabled and (not c.preempt_count or not c.ticks_off)]
 
 
+def _may_block(s: SchedState, cpu: int) -> bool:
+    """The running task may call schedule(): not atomic, interrupts on."""
+    return not s.cpus[cpu].preempt_count and s.cpus[cpu].irqs_enabled
+
+
 def _sleep_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int]]:
-    return [
-        (cpu,) for cpu in _fair_curr(s) if s.curr(cpu).state == TASK_RUNNING and not s.cpus[cpu].preempt_count
-    ]
+    return [(cpu,) for cpu in _fair_curr(s) if s.curr(cpu).state == TASK_RUNNING and _may_block(s, cpu)]
+
+
+def _sleep_uninterruptible_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int]]:
+    return _sleep_domain(m, s) if m.config.uninterruptible else []
 
 
 def _schedule_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int]]:
-    return [
-        (cpu,) for cpu in _fair_curr(s) if s.curr(cpu).state != TASK_RUNNING and not s.cpus[cpu].preempt_count
-    ]
+    return [(cpu,) for cpu in _fair_curr(s) if s.curr(cpu).state != TASK_RUNNING and _may_block(s, cpu)]
 
 
 def _preempt_point_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int]]:
@@ -177,9 +185,7 @@ def _fork_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int, int]]:
 
 
 def _exit_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int]]:
-    return [
-        (cpu,) for cpu in _fair_curr(s) if s.curr(cpu).state == TASK_RUNNING and not s.cpus[cpu].preempt_count
-    ]
+    return [(cpu,) for cpu in _fair_curr(s) if s.curr(cpu).state == TASK_RUNNING and _may_block(s, cpu)]
 
 
 def _nice_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int, int]]:
@@ -212,11 +218,29 @@ def _preempt_enable_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int]]
     return [(cpu,) for cpu, c in enumerate(s.cpus) if c.preempt_count]
 
 
+def _irq_disable_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int]]:
+    if not m.config.irq_sections:
+        return []
+    return [(cpu,) for cpu in _fair_curr(s) if s.cpus[cpu].irqs_enabled]
+
+
+def _irq_enable_domain(m: SchedModel, s: SchedState) -> Iterable[tuple[int]]:
+    return [(cpu,) for cpu, c in enumerate(s.cpus) if not c.irqs_enabled]
+
+
 # Small: one CPU, two tasks at boot (nice 0 and 5), up to three: enough for ticks that end a
 # slice, wake-up preemption, fork placement, nice changes and preempt-disabled ticks.
 SMALL = SchedConfig(nr_cpus=1, tasks=(0, 5), max_tasks=3, nice_values=(0, 5))
-# Large: two CPUs and six tasks of mixed nice levels, up to eight.
-LARGE = SchedConfig(nr_cpus=2, tasks=(-5, 0, 0, 0, 5, 10), max_tasks=8, nice_values=(-10, 0, 5, 19))
+# Large: two CPUs and six tasks of mixed nice levels, up to eight, with interrupt-disabled
+# sections and uninterruptible sleeps.
+LARGE = SchedConfig(
+    nr_cpus=2,
+    tasks=(-5, 0, 0, 0, 5, 10),
+    max_tasks=8,
+    nice_values=(-10, 0, 5, 19),
+    irq_sections=True,
+    uninterruptible=True,
+)
 
 
 class SchedModel(Model[SchedState, SchedConfig]):
@@ -273,6 +297,11 @@ class SchedModel(Model[SchedState, SchedConfig]):
         """The task on cpu begins to wait: set_current_state(TASK_INTERRUPTIBLE)."""
         core.set_task(state, state.rqs[cpu].curr, state=TASK_INTERRUPTIBLE)
 
+    @action("cpu", domain=_sleep_uninterruptible_domain)
+    def sleep_uninterruptible(self, state: SchedState, cpu: int) -> None:
+        """The task on cpu begins to wait: set_current_state(TASK_UNINTERRUPTIBLE)."""
+        core.set_task(state, state.rqs[cpu].curr, state=TASK_UNINTERRUPTIBLE)
+
     @action("cpu", domain=_schedule_domain)
     def schedule(self, state: SchedState, cpu: int) -> None:
         """The task on cpu calls schedule(): it leaves the queue unless it was woken meanwhile."""
@@ -320,3 +349,14 @@ class SchedModel(Model[SchedState, SchedConfig]):
         state.set_cpu(cpu, preempt_count=state.cpus[cpu].preempt_count - 1, ticks_off=0)
         if core.preemptible(state, cpu):
             core.preempt_schedule(state, cpu)
+
+    @action("cpu", domain=_irq_disable_domain)
+    def local_irq_disable(self, state: SchedState, cpu: int) -> None:
+        """The task on cpu disables interrupts: no tick is taken until it enables them."""
+        state.set_cpu(cpu, irqs_enabled=False)
+
+    @action("cpu", domain=_irq_enable_domain)
+    def local_irq_enable(self, state: SchedState, cpu: int) -> None:
+        """Interrupts on again; a pending tick comes as the next tick action (local_irq_enable
+        itself does not schedule)."""
+        state.set_cpu(cpu, irqs_enabled=True)
