@@ -35,7 +35,9 @@ def _delta(a: int, b: int) -> int:
 
 
 def _ns(x: float | Fraction) -> str:
-    return f"{float(x) / 1e6:.3f} ms"
+    """A time as the messages give it: in ms to the microsecond, or in ns below a microsecond."""
+    x = float(x)
+    return f"{x / 1e6:.3f} ms" if abs(x) >= 1000 else f"{x:.0f} ns"
 
 
 def _state(s: int) -> str:
@@ -60,8 +62,9 @@ def min_vruntime_monotonic(before: SchedState, step: Step, after: SchedState) ->
 @invariant(
     "sched.vruntime_accounting",
     model=MODEL,
-    statement="A task charged runtime in a step (sum_exec_runtime grew) gains exactly calc_delta_fair of "
-    "it in vruntime: the runtime scaled by NICE_0_LOAD / its weight.",
+    statement="A task queued before and after a step (same CPU, same weight) gains exactly calc_delta_fair "
+    "of the runtime it was charged in vruntime: the runtime scaled by NICE_0_LOAD / its weight, and "
+    "nothing without runtime.",
     source="kernel/sched/fair.c update_curr, calc_delta_fair, __calc_delta",
     transition=True,
 )
@@ -71,17 +74,20 @@ def vruntime_accounting(before: SchedState, step: Step, after: SchedState) -> li
         was = before.tasks.get(pid)
         if was is None or t.is_idle or was.cpu != t.cpu or was.se.load != t.se.load:
             continue
+        if not (was.on_rq == t.on_rq == TASK_ON_RQ_QUEUED):
+            continue  # placed on a wake-up or a fork, not charged
         charged = t.se.sum_exec_runtime - was.se.sum_exec_runtime
-        if charged <= 0:
-            continue
         gained = _delta(t.se.vruntime, was.se.vruntime)
-        expected = charged * NICE_0_LOAD / t.se.load.weight
-        # __calc_delta's fixed point truncates: within a part in 10^4 of the exact ratio
+        expected = Fraction(charged * NICE_0_LOAD, t.se.load.weight)
+        # __calc_delta's fixed point truncates: within a part in 10^7 of the exact ratio
         # (invariants/sched_proofs.py proves the bound), and never above it by a nanosecond.
-        if not expected * (1 - 1e-4) - 1 <= gained <= expected + 1:
+        if not expected * (1 - Fraction(1, 10**7)) - 1 <= gained <= expected + 1:
+            shown = (_ns(gained), _ns(expected))
+            if shown[0] == shown[1]:
+                shown = (f"{gained} ns", f"{float(expected):.0f} ns")
             out.append(
                 f"task {pid} (weight {t.se.load.weight}) ran {_ns(charged)} but its vruntime grew by "
-                f"{_ns(gained)}, not {_ns(expected)}"
+                f"{shown[0]}, not {shown[1]}"
             )
     return out
 
@@ -111,8 +117,8 @@ def queued_vruntime_stable(before: SchedState, step: Step, after: SchedState) ->
     "sched.rq_consistency",
     model=MODEL,
     statement="Each cfs_rq's nr_running and load.weight count exactly its queued entities (the "
-    "timeline and a runnable curr), the timeline is in vruntime order without curr, and a task is "
-    "queued at most once on at most one CPU, the one it belongs to.",
+    "timeline and a runnable curr), the timeline is in vruntime order without curr, its buddies are "
+    "queued there, and a task is queued at most once on at most one CPU, the one it belongs to.",
     source="kernel/sched/fair.c account_entity_enqueue/dequeue, __enqueue_entity, set_next_entity",
 )
 def rq_consistency(state: SchedState) -> list[str]:
@@ -129,10 +135,11 @@ def rq_consistency(state: SchedState) -> list[str]:
             continue
         if curr.is_idle:
             if cfs.curr is not None:
-                out.append(f"{where} runs its idle task but cfs_rq->curr is task {cfs.curr}")
+                out.append(f"{where} runs its idle task but cfs_rq->curr is task {cfs.curr}, not NULL")
         else:
             if cfs.curr != curr.pid:
-                out.append(f"{where} runs task {curr.pid} but cfs_rq->curr is {cfs.curr}")
+                what = "NULL" if cfs.curr is None else f"task {cfs.curr}"
+                out.append(f"{where} runs task {curr.pid} but cfs_rq->curr is {what}")
             if curr.pid in cfs.timeline:
                 out.append(f"{where}'s running task {curr.pid} is also in its timeline")
             if curr.se.on_rq:
@@ -157,9 +164,23 @@ def rq_consistency(state: SchedState) -> list[str]:
                 out.append(f"{where}'s timeline has task {left} before task {right}, which has the smaller vruntime")
         for pid in cfs.timeline:
             t = state.tasks[pid]
-            if t.cpu != cpu or t.on_rq != TASK_ON_RQ_QUEUED or not t.se.on_rq:
-                out.append(f"task {pid} is in cpu {cpu}'s timeline but belongs to cpu {t.cpu} with on_rq {t.on_rq}")
+            if t.cpu != cpu:
+                out.append(f"task {pid} is in cpu {cpu}'s timeline but belongs to cpu {t.cpu}")
+            if t.on_rq != TASK_ON_RQ_QUEUED:
+                out.append(f"task {pid} is in cpu {cpu}'s timeline but its p->on_rq is {t.on_rq}")
+            if not t.se.on_rq:
+                out.append(f"task {pid} is in cpu {cpu}'s timeline but its se.on_rq is clear")
     out += [f"task {pid} is queued {n} times" for pid, n in sorted(seen.items()) if n > 1]
+    for cpu, rq in enumerate(state.rqs):
+        for name, buddy in (("next", rq.cfs.next), ("last", rq.cfs.last)):
+            if buddy is not None and buddy not in rq.cfs.timeline and buddy != rq.cfs.curr:
+                out.append(f"cpu {cpu}'s cfs_rq->{name} buddy is task {buddy}, which is not queued there")
+    for pid, t in sorted(state.tasks.items()):
+        if t.is_idle or t.on_rq != TASK_ON_RQ_QUEUED or not t.se.on_rq or t.cpu >= len(state.rqs):
+            continue
+        cfs = state.rqs[t.cpu].cfs
+        if pid not in cfs.timeline and cfs.curr != pid:
+            out.append(f"task {pid} is queued on cpu {t.cpu} but is neither in its timeline nor running")
     return out
 
 
@@ -167,24 +188,29 @@ def rq_consistency(state: SchedState) -> list[str]:
     "sched.state_coherence",
     model=MODEL,
     statement="p->on_rq and the entity's on_rq agree; a task off every queue is not TASK_RUNNING, and a "
-    "blocked task is neither queued nor running; no task is left TASK_WAKING or TASK_DEAD between steps.",
+    "blocked task is neither queued nor running; no task is left TASK_WAKING, TASK_DEAD or "
+    "TASK_ON_RQ_MIGRATING between steps.",
     source="kernel/sched/core.c __schedule (deactivate_task), try_to_wake_up, do_task_dead",
 )
 def state_coherence(state: SchedState) -> list[str]:
     out = []
-    running = {rq.curr for rq in state.rqs}
+    running = {rq.curr: cpu for cpu, rq in enumerate(state.rqs)}
     for pid, t in sorted(state.tasks.items()):
         if t.is_idle:
             continue
-        if (t.on_rq == TASK_ON_RQ_QUEUED) != t.se.on_rq:
-            out.append(f"task {pid} has p->on_rq {t.on_rq} but se.on_rq {t.se.on_rq}")
+        if t.on_rq not in (0, TASK_ON_RQ_QUEUED):
+            out.append(f"task {pid} is left with p->on_rq {t.on_rq} (TASK_ON_RQ_MIGRATING)")
+        elif (t.on_rq == TASK_ON_RQ_QUEUED) != t.se.on_rq:
+            out.append(
+                f"task {pid} has p->on_rq {t.on_rq} but se.on_rq {'set' if t.se.on_rq else 'clear'}"
+            )
         if t.state in (TASK_WAKING, TASK_DEAD):
             out.append(f"task {pid} is left {_state(t.state)}")
         elif not t.on_rq:
             if t.state == TASK_RUNNING:
                 out.append(f"task {pid} is TASK_RUNNING but on no run queue")
             if pid in running:
-                out.append(f"task {pid} is {_state(t.state)} and off its queue but runs on cpu {t.cpu}")
+                out.append(f"task {pid} is {_state(t.state)} and off its queue but runs on cpu {running[pid]}")
     return out
 
 
@@ -221,16 +247,17 @@ def wake_running_noop(before: SchedState, step: Step, after: SchedState) -> list
     return [f"waking task {pid}, which was already TASK_RUNNING, changed the scheduler's state"]
 
 
+def _period(state: SchedState, cpu: int) -> int:
+    """__sched_period of the CPU's queue: sched_latency, or min_granularity per task beyond
+    sched_nr_latency, scaled by 1 + ilog2(ncpus)."""
+    nr = state.rqs[cpu].cfs.nr_running
+    factor = fair.get_update_sysctl_factor(len(state.cpus))
+    return nr * fair.SCHED_MIN_GRANULARITY * factor if nr > fair.sched_nr_latency else fair.SCHED_LATENCY * factor
+
+
 def _ideal_runtime(state: SchedState, cpu: int, weight: int) -> Fraction:
     """sched_slice in exact arithmetic: the period times the entity's share of the queue."""
-    cfs = state.rqs[cpu].cfs
-    factor = fair.get_update_sysctl_factor(len(state.cpus))
-    period = (
-        cfs.nr_running * fair.SCHED_MIN_GRANULARITY * factor
-        if cfs.nr_running > fair.sched_nr_latency
-        else fair.SCHED_LATENCY * factor
-    )
-    return Fraction(period * weight, cfs.load)
+    return Fraction(_period(state, cpu) * weight, state.rqs[cpu].cfs.load)
 
 
 @invariant(
@@ -262,7 +289,7 @@ def tick_resched(before: SchedState, step: Step, after: SchedState) -> list[str]
     "sched.fork_placement",
     model=MODEL,
     statement="A forked task starts no earlier than its queue's min_vruntime, and no later than the "
-    "parent's vruntime or min_vruntime, whichever is later, plus one sched_latency of its virtual time.",
+    "parent's vruntime or min_vruntime, whichever is later, plus one scheduling period of its virtual time.",
     source="kernel/sched/fair.c task_fork_fair, place_entity (START_DEBIT); kernel/sched/core.c wake_up_new_task",
     transition=True,
 )
@@ -278,8 +305,7 @@ def fork_placement(before: SchedState, step: Step, after: SchedState) -> list[st
         target = after.rqs[child.cpu].cfs
         ahead = _delta(child.se.vruntime, target.min_vruntime)
         parent_ahead = max(0, _delta(parent.se.vruntime, before.rqs[cpu].cfs.min_vruntime))
-        latency = fair.SCHED_LATENCY * fair.get_update_sysctl_factor(len(after.cpus))
-        limit = parent_ahead + latency * NICE_0_LOAD / child.se.load.weight + 1
+        limit = parent_ahead + _period(after, child.cpu) * NICE_0_LOAD / child.se.load.weight + 1
         if not 0 <= ahead <= limit:
             out.append(
                 f"forked task {pid} starts {_ns(ahead)} after cpu {child.cpu}'s min_vruntime, outside "
@@ -291,23 +317,32 @@ def fork_placement(before: SchedState, step: Step, after: SchedState) -> list[st
 @invariant(
     "sched.migration_renormalised",
     model=MODEL,
-    statement="A task the load balancer moves keeps its place relative to min_vruntime: its vruntime "
-    "minus the new queue's min_vruntime equals what it was against the old one.",
-    source="kernel/sched/fair.c dequeue_entity and enqueue_entity (vruntime -= / += min_vruntime)",
+    statement="A task moved to another CPU (by the load balancer, or woken there) keeps its place relative "
+    "to min_vruntime: its vruntime minus the new queue's min_vruntime equals what it was against the old "
+    "one (a woken task then placed no earlier than half a latency before it).",
+    source="kernel/sched/fair.c dequeue_entity, migrate_task_rq_fair, enqueue_entity (vruntime -= / += "
+    "min_vruntime), place_entity",
     transition=True,
 )
 def migration_renormalised(before: SchedState, step: Step, after: SchedState) -> list[str]:
-    if step.action != "migrate":
+    if step.action not in ("migrate", "wake_up"):
         return []
     pid, dst = step.args
     t0, t1 = before.tasks[pid], after.tasks[pid]
+    if t0.cpu == dst or t1.cpu != dst:
+        return []
     was = _delta(t0.se.vruntime, before.rqs[t0.cpu].cfs.min_vruntime)
     now = _delta(t1.se.vruntime, after.rqs[dst].cfs.min_vruntime)
-    if was == now:
+    expected = was
+    if step.action == "wake_up":  # then place_entity: at most half a latency before min_vruntime
+        thresh = fair.SCHED_LATENCY * fair.get_update_sysctl_factor(len(after.cpus)) >> 1
+        expected = max(was, -thresh)
+    if now == expected:
         return []
+    how = "moved" if step.action == "migrate" else "was woken"
     return [
-        f"task {pid} moved from cpu {t0.cpu} to cpu {dst}: it was {_ns(was)} after min_vruntime and is "
-        f"now {_ns(now)} after"
+        f"task {pid} {how} from cpu {t0.cpu} to cpu {dst}: it was {_ns(was)} after min_vruntime and is "
+        f"now {_ns(now)} after, not {_ns(expected)}"
     ]
 
 
@@ -317,7 +352,9 @@ def migration_renormalised(before: SchedState, step: Step, after: SchedState) ->
     statement="While a set of tasks stays runnable on one CPU, each task's CPU time stays within "
     "(w/NICE_0_LOAD) * (2 * S0 + G) of its weight share of their total, S0 being their vruntime spread "
     "when the set formed and G the most virtual time one run can add (its ideal slice, at least a "
-    "tick, plus two ticks: the one that notices and the one a preempt-disabled section may span).",
+    "tick, plus two ticks: the one that notices and the one a preempt-disabled section may span; plus "
+    "the wakeup granularity a buddy may start past the leftmost), plus "
+    "an allowance for calc_delta_fair's fixed point of a part in 10^4 of their total and a microsecond.",
     source="kernel/sched/fair.c pick_next_entity, check_preempt_tick, __sched_period; sched_latency, "
     "sched_min_granularity, TICK_NSEC",
 )
@@ -328,12 +365,15 @@ def fairness(state: SchedState) -> list[str]:
         if len(members) < 2 or state.rqs[cpu].cfs.load == 0:
             continue
         total_weight = sum(w for _, w, _, _ in members)
+        wakeup_gran = fair.SCHED_WAKEUP_GRANULARITY * fair.get_update_sysctl_factor(len(state.cpus))
         base = members[0][3]
         spread0 = max(_delta(v, base) for *_, v in members) - min(_delta(v, base) for *_, v in members)
+        # One run: its ideal slice (at least a tick) and two ticks; it may start a wakeup
+        # granularity past the leftmost when it runs as a buddy.
         gain = max(
             (max(_ideal_runtime(state, cpu, w), Fraction(TICK_NSEC)) + 2 * TICK_NSEC) * NICE_0_LOAD / w
             for _, w, _, _ in members
-        )
+        ) + max(Fraction(wakeup_gran * NICE_0_LOAD, w) for _, w, _, _ in members)
         received = {pid: state.tasks[pid].se.sum_exec_runtime - s0 for pid, _, s0, _ in members}
         total = sum(received.values())
         for pid, w, _, _ in members:

@@ -7,8 +7,9 @@ first millisecond of virtual time crosses 2^64, and every comparison is the kern
 use operators only, so that z3 bit-vectors pass through them (invariants/sched_proofs.py).
 
 Decisions where the model is coarser than the kernel:
-- Buddies (cfs_rq->next, last, skip) are left out: LAST_BUDDY applies only with
-  sched_nr_latency (8) or more tasks, NEXT_BUDDY is off by default, and yield is not modelled.
+- The next and last buddies are modelled (check_preempt_wakeup sets the wakee as next buddy
+  whenever it preempts); the NEXT_BUDDY feature (off by default) and the skip buddy
+  (yield_task_fair) are not.
 - The sysctls are the defaults scaled by SCHED_TUNABLESCALING_LOG (1 + ilog2(min(ncpus, 8))).
 
 Every helper a mutant may replace is a module-level function called through this module's
@@ -291,6 +292,7 @@ def dequeue_entity(state: SchedState, cpu: int, pid: int, flags: int) -> None:
     """kernel/sched/fair.c dequeue_entity: unless the task goes to sleep, its vruntime becomes
     relative to this queue's min_vruntime, to be renormalised where it is enqueued next."""
     update_curr(state, cpu)
+    clear_buddies(state, cpu, pid)
     if cfs_of(state, cpu).curr != pid:
         dequeue_timeline(state, cpu, pid)
     se = set_se(state, pid, on_rq=False)
@@ -326,8 +328,30 @@ def put_prev_entity(state: SchedState, cpu: int, pid: int) -> None:
 
 
 def pick_next_entity(state: SchedState, cpu: int) -> int | None:
-    """kernel/sched/fair.c pick_next_entity with curr already put back: the leftmost."""
-    return pick_first_entity(state, cpu)
+    """kernel/sched/fair.c pick_next_entity with curr already put back: the leftmost, unless
+    the last buddy (the task a wake-up preempted) or the next buddy (the wakee) is within a
+    wakeup granularity of it; the one picked stops being a buddy."""
+    left = pick_first_entity(state, cpu)
+    if left is None:
+        return None
+    se = left
+    cfs = cfs_of(state, cpu)
+    left_se = se_of(state, left)
+    if cfs.last is not None and wakeup_preempt_entity(state, se_of(state, cfs.last), left_se) < 1:
+        se = cfs.last
+    if cfs.next is not None and wakeup_preempt_entity(state, se_of(state, cfs.next), left_se) < 1:
+        se = cfs.next
+    clear_buddies(state, cpu, se)
+    return se
+
+
+def clear_buddies(state: SchedState, cpu: int, pid: int) -> None:
+    """kernel/sched/fair.c clear_buddies: pid stops being the queue's next or last buddy."""
+    cfs = cfs_of(state, cpu)
+    if cfs.next == pid:
+        set_cfs(state, cpu, next=None)
+    if cfs.last == pid:
+        set_cfs(state, cpu, last=None)
 
 
 def wakeup_preempt_entity(state: SchedState, curr: SchedEntity, se: SchedEntity) -> int:
@@ -350,6 +374,7 @@ def check_preempt_tick(state: SchedState, cpu: int, curr_pid: int) -> None:
     delta_exec = curr.sum_exec_runtime - curr.prev_sum_exec_runtime
     if delta_exec > ideal_runtime:
         core.resched_curr(state, cpu)
+        clear_buddies(state, cpu, curr_pid)  # the task ran its slice: no buddy favours it
         return
     if delta_exec < sysctl(state, SCHED_MIN_GRANULARITY):
         return
@@ -371,15 +396,21 @@ def entity_tick(state: SchedState, cpu: int, pid: int) -> None:
 
 def check_preempt_wakeup(state: SchedState, cpu: int, p: Task) -> None:
     """kernel/sched/fair.c check_preempt_wakeup: a woken task preempts curr if curr is more
-    than a wakeup granularity ahead of it."""
+    than a wakeup granularity ahead of it; it becomes the next buddy, and curr, with
+    sched_nr_latency or more tasks queued, the last buddy."""
     from model.sched import core
 
     curr = state.tasks[state.rqs[cpu].curr]
     if curr.pid == p.pid or curr.need_resched:
         return
     update_curr(state, cpu)
-    if wakeup_preempt_entity(state, se_of(state, curr.pid), se_of(state, p.pid)) == 1:
-        core.resched_curr(state, cpu)
+    if wakeup_preempt_entity(state, se_of(state, curr.pid), se_of(state, p.pid)) != 1:
+        return
+    set_cfs(state, cpu, next=p.pid)  # set_next_buddy: bias pick_next to the preempting wakee
+    core.resched_curr(state, cpu)
+    scale = cfs_of(state, cpu).nr_running >= sched_nr_latency
+    if se_of(state, curr.pid).on_rq and scale:
+        set_cfs(state, cpu, last=curr.pid)  # set_last_buddy (LAST_BUDDY)
 
 
 def task_fork_fair(state: SchedState, cpu: int, child: int) -> None:

@@ -135,6 +135,8 @@ class CfsRq(NamedTuple):
     nr_running: int
     min_vruntime: int
     curr: int | None  # pid of cfs_rq->curr
+    next: int | None = None  # cfs_rq->next: the wakee that preempted, to run next if not unfair
+    last: int | None = None  # cfs_rq->last: the task it preempted (LAST_BUDDY)
 
 
 class Rq(NamedTuple):
