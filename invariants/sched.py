@@ -173,7 +173,9 @@ def rq_consistency(state: SchedState) -> list[str]:
     out += [f"task {pid} is queued {n} times" for pid, n in sorted(seen.items()) if n > 1]
     for cpu, rq in enumerate(state.rqs):
         for name, buddy in (("next", rq.cfs.next), ("last", rq.cfs.last)):
-            if buddy is not None and buddy not in rq.cfs.timeline and buddy != rq.cfs.curr:
+            running = state.tasks.get(rq.cfs.curr) if rq.cfs.curr is not None else None
+            queued_curr = running is not None and running.se.on_rq
+            if buddy is not None and buddy not in rq.cfs.timeline and not (buddy == rq.cfs.curr and queued_curr):
                 out.append(f"cpu {cpu}'s cfs_rq->{name} buddy is task {buddy}, which is not queued there")
     for pid, t in sorted(state.tasks.items()):
         if t.is_idle or t.on_rq != TASK_ON_RQ_QUEUED or not t.se.on_rq or t.cpu >= len(state.rqs):
