@@ -79,8 +79,10 @@ def vruntime_accounting(before: SchedState, step: Step, after: SchedState) -> li
         charged = t.se.sum_exec_runtime - was.se.sum_exec_runtime
         gained = _delta(t.se.vruntime, was.se.vruntime)
         expected = Fraction(charged * NICE_0_LOAD, t.se.load.weight)
-        # __calc_delta's fixed point truncates: within a part in 10^7 of the exact ratio
-        # (invariants/sched_proofs.py proves the bound), and never above it by a nanosecond.
+        # __calc_delta truncates twice (the table's 2^32 / weight, then the product): a step
+        # charges at most one 4 ms tick, which leaves it under a nanosecond plus a part in 10^7
+        # below the exact ratio (tests/test_sched_invariants.py checks every nice level), and
+        # the tables round down, so never above it.
         if not expected * (1 - Fraction(1, 10**7)) - 1 <= gained <= expected + 1:
             shown = (_ns(gained), _ns(expected))
             if shown[0] == shown[1]:

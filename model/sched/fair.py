@@ -4,7 +4,7 @@ scheduling, bandwidth control, PELT load tracking or NUMA balancing.
 vruntimes are u64 and wrap: init_cfs_rq starts min_vruntime at (u64)(-(1LL << 20)), so the
 first millisecond of virtual time crosses 2^64, and every comparison is the kernel's
 (s64)(a - b). The arithmetic helpers (u64, s64, entity_before, max_vruntime, __calc_delta)
-use operators only, so that z3 bit-vectors pass through them (invariants/sched_proofs.py).
+are module functions, so that a mutant can replace one.
 
 Decisions where the model is coarser than the kernel:
 - The next and last buddies are modelled (check_preempt_wakeup sets the wakee as next buddy
