@@ -2,9 +2,10 @@
 
 A proof function (``invariants.Proof.prove``) returns ``(assume, holds, terms)``: the bounds
 and the property as z3 Booleans over free constants named after the kernel's variables,
-and named intermediate values that a refutation shows. The engine first checks that the
-bounds admit some input (else the proof would hold vacuously), then asks z3 for an input
-within the bounds where the property is false, under a per-proof timeout:
+and named intermediate values that a refutation shows; or a list of them, one per case,
+which z3 answers one by one. The engine first checks that the bounds admit some input
+(else the proof would hold vacuously), then asks z3 for an input within the bounds where
+the property is false, under a per-query timeout:
 
 - unsat: proved for all inputs within the bounds (status pass);
 - sat: disproved. A proof has no trace to replay, so ``counterexample`` stays None and the
@@ -31,6 +32,7 @@ import z3
 import invariants
 from checkers.results import EngineResult
 from invariants import Proof
+from invariants.claims import z3_value
 
 DEFAULT_SAMPLES = 200
 DEFAULT_TIMEOUT_MS = 60_000
@@ -60,13 +62,14 @@ def prove(
         stats["mutant"] = mutant
     result = EngineResult(proof.subsystem, "prove", [proof.name], "not proved", stats=stats)
     try:
-        assume, holds, terms = proof.prove()
-        assume, holds = _as_bool(assume), _as_bool(holds)
+        encoded = proof.prove()
+        cases = encoded if isinstance(encoded, list) else [encoded]
+        claims = [(_as_bool(a), _as_bool(h), t) for a, h, t in cases]
     except Exception as e:  # a helper that cannot take z3 arguments (it branches on one, say)
         result.error = f"could not encode {proof.name} in z3: {type(e).__name__}: {e}"
         return result
 
-    verdict = solve(assume, holds, terms, timeout_ms)
+    verdict = solve_all(claims, timeout_ms)
     stats["z3_result"] = verdict.answer
     stats["solve_seconds"] = round(verdict.seconds, 6)
     if verdict.answer == "sat":
@@ -107,6 +110,25 @@ def prove_all(proofs: Iterable[Proof] | None = None, **options: Any) -> list[Eng
     return [prove(p, **options) for p in proofs]
 
 
+def solve_all(claims: list[tuple[z3.BoolRef, z3.BoolRef, dict[str, Any]]], timeout_ms: int) -> Verdict:
+    """The first refutation among the cases; else unknown if any case was; else proved,
+    unless no case's bounds admit an input."""
+    verdicts: list[Verdict] = []
+    for claim in claims:
+        verdict = solve(*claim, timeout_ms)
+        if verdict.answer == "sat":
+            verdict.seconds += sum(v.seconds for v in verdicts)
+            return verdict
+        verdicts.append(verdict)
+    seconds = sum(v.seconds for v in verdicts)
+    unknown = next((v for v in verdicts if v.answer == "unknown"), None)
+    if unknown is not None:
+        return Verdict("unknown", seconds, reason=unknown.reason)
+    if all(v.answer == "vacuous" for v in verdicts):
+        return Verdict("vacuous", seconds)
+    return Verdict("unsat", seconds)
+
+
 def solve(assume: z3.BoolRef, holds: z3.BoolRef, terms: dict[str, Any], timeout_ms: int) -> Verdict:
     # Two solvers rather than one incremental one: z3 bit-blasts a fresh bit-vector query
     # with its fast tactic, which an incremental solver gives up.
@@ -119,7 +141,7 @@ def solve(assume: z3.BoolRef, holds: z3.BoolRef, terms: dict[str, Any], timeout_
     if admitted == z3.unknown:
         return Verdict("unknown", 0.0, reason=bounds.reason_unknown())
 
-    solver = z3.Solver()
+    solver = _solver(assume, holds)
     solver.set("timeout", timeout_ms)
     solver.add(assume, z3.Not(holds))
     started = time.perf_counter()
@@ -130,8 +152,17 @@ def solve(assume: z3.BoolRef, holds: z3.BoolRef, terms: dict[str, Any], timeout_
     if answer == z3.unknown:
         return Verdict("unknown", seconds, reason=solver.reason_unknown())
     model = solver.model()
-    inputs = {str(c): _value(model, c) for c in _constants(holds, assume)}
-    return Verdict("sat", seconds, inputs, {k: _value(model, t) for k, t in terms.items()})
+    inputs = {str(c): z3_value(c, model) for c in _constants(holds, assume)}
+    return Verdict("sat", seconds, inputs, {k: z3_value(t, model) for k, t in terms.items()})
+
+
+def _solver(*exprs: z3.ExprRef) -> z3.Solver:
+    """z3's default solver bit-blasts bit-vector queries. Integer queries over fixed-point
+    code (a chain of if-then-else per renormalisation and shift) first get each condition
+    simplified in the context of the bounds, which settles most branches before search."""
+    if any(z3.is_bv(c) for c in _constants(*exprs)):
+        return z3.Solver()
+    return z3.Then("simplify", "propagate-ineqs", "ctx-simplify", "simplify", "smt").solver()
 
 
 def _as_bool(x: Any) -> z3.BoolRef:
@@ -158,15 +189,6 @@ def _constants(*exprs: z3.ExprRef) -> list[z3.ExprRef]:
         else:
             stack.extend(reversed(e.children()))
     return list(found.values())
-
-
-def _value(model: z3.ModelRef, term: Any) -> Any:
-    if not isinstance(term, z3.ExprRef):
-        return term
-    v = model.eval(term, model_completion=True)
-    if z3.is_true(v) or z3.is_false(v):
-        return z3.is_true(v)
-    return v.as_long() if z3.is_bv_value(v) else str(v)
 
 
 def _show(values: dict[str, Any]) -> str:

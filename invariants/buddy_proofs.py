@@ -19,6 +19,7 @@ from typing import Any
 import z3
 
 from invariants import proof
+from invariants.claims import all_of, any_of, symbolic, ule, ult
 from model.mm import page_alloc
 from model.mm.buddy import BuddyModel
 
@@ -34,32 +35,12 @@ Claim = tuple[Any, Any, dict[str, Any]]  # (assume, holds, terms); z3 terms or P
 ClaimFn = Callable[[Any, Any], Claim]
 
 
-# The operators whose Python and z3 spellings differ: z3's `<` and `>>` are signed, and
-# `and`/`or` cannot take z3 Booleans. Claims use these so that one text serves both.
-
-
-def _symbolic(*xs: Any) -> bool:
-    return any(isinstance(x, z3.ExprRef) for x in xs)
-
-
-def ult(a: Any, b: Any) -> Any:
-    return z3.ULT(a, b) if _symbolic(a, b) else a < b
-
-
-def ule(a: Any, b: Any) -> Any:
-    return z3.ULE(a, b) if _symbolic(a, b) else a <= b
+# The operators whose Python and z3 spellings differ (invariants/claims.py), and z3's
+# logical shift, which claims over pfns need.
 
 
 def lshr(a: Any, k: Any) -> Any:
-    return z3.LShR(a, k) if _symbolic(a, k) else a >> k
-
-
-def all_of(*cs: Any) -> Any:
-    return z3.And(*cs) if _symbolic(*cs) else all(cs)
-
-
-def any_of(*cs: Any) -> Any:
-    return z3.Or(*cs) if _symbolic(*cs) else any(cs)
+    return z3.LShR(a, k) if symbolic(a, k) else a >> k
 
 
 def unsigned_long(x: Any) -> Any:
@@ -141,13 +122,13 @@ def _crosscheck(claim: ClaimFn, names: str, rng: random.Random, n: int) -> list[
     """One sentence per sampled input where Python and the z3 formula disagree on a value."""
     pfn, order = z3.BitVecs(names, BITS)
     pfn_name, order_name = names.split()
-    symbolic = _named(claim(pfn, order))
+    encoded = _named(claim(pfn, order))
     mismatches = []
     for _ in range(n):
         p, o = _sample(rng)
         concrete = _named(claim(p, o))
         at = ((pfn, z3.BitVecVal(p, BITS)), (order, z3.BitVecVal(o, BITS)))
-        for label, term in symbolic.items():
+        for label, term in encoded.items():
             got, want = concrete[label], _z3_value(term, at)
             # A z3 term here means the helper built a formula from plain ints.
             if isinstance(got, z3.ExprRef) or got != want:

@@ -3,39 +3,42 @@ kmalloc_slab), the object an address lies in (mm/slub.c __obj_to_index with
 lib/reciprocal_div.c), and the object layout a cache is created with (mm/slub.c
 calculate_sizes, calculate_order).
 
-As in invariants/buddy_proofs.py, each claim is one function of the kernel's variables that
-returns ``(assume, holds, terms)``, and it calls the model through its module at each call
-(``slab_common.kmalloc_slab``), so that a mutant replacing a helper changes what is proved.
-The proof passes z3 bit-vectors through the claim; the cross-check passes sampled ints
-through the same claim and compares every value with the z3 formula evaluated at them.
+The claims follow invariants/claims.py and call the model through its module at each call
+(``slab_common.kmalloc_slab``). Where model code is Python control flow, the proofs run it
+on every value their bounds admit, and say so in their bounds:
 
-Some model code is Python control flow that z3 terms cannot pass through. The proofs then
-run that code on every value their bounds admit, and say so in their bounds:
-
-- cases: a claim's leading parameters may be enumerated. The claim runs once per case with
-  those parameters as ints and the rest symbolic, and z3 gets the conjunction. obj_to_index
-  is proved this way, per slot size, as the kernel computes reciprocal_value(size) once,
-  from a concrete size, at cache creation. Each slot size that is not a power of two costs
-  z3 a multiplier circuit to refute (0.1 s to 0.6 s alone, more together), so the proof
-  enumerates the slot sizes of the caches the model creates, not every multiple of 8.
-- tables: a helper of one unsigned argument (calculate_alignment for a given flags and align,
-  calculate_order, get_order, order_objects) is evaluated by the model at every value of its
-  argument within the bounds, and enters z3 as a piecewise constant of that argument.
+- cases: obj_to_index is proved per slot size, as the kernel computes
+  reciprocal_value(size) once, from a concrete size, at cache creation. Each slot size that
+  is not a power of two costs z3 a multiplier circuit to refute (0.1 s to 0.6 s alone, more
+  together), so the proof enumerates the slot sizes of the caches the model creates, not
+  every multiple of 8.
+- tables: calculate_alignment for a given flags and align, calculate_order, get_order and
+  order_objects are evaluated by the model at every value of their argument within the
+  bounds, and enter z3 as piecewise constants of that argument.
 """
 
 from __future__ import annotations
 
-import inspect
 import random
-from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-import z3
-
-from invariants import proof
+from invariants.claims import (
+    Case,
+    Claim,
+    Table,
+    aligned,
+    all_of,
+    any_of,
+    claim_proof,
+    implies,
+    ite,
+    select,
+    ule,
+    ult,
+)
 from model.mm import slab_common
 from model.mm.slab import SlubModel
 from model.mm.slab_common import (
@@ -61,244 +64,6 @@ ALIGNS = (0, 8, 16, 32, 64)  # the align a kmem_cache_create caller passes, in t
 MAX_SLOT = slab_common.ALIGN(
     KMALLOC_MAX_CACHE_SIZE + SIZEOF_VOID_P, max(ALIGNS + (slab_common.CACHE_LINE_SIZE,))
 )
-
-Claim = tuple[Any, Any, dict[str, Any]]  # (assume, holds, terms); z3 terms or Python values
-Case = tuple[int, ...]
-
-
-# The operators whose Python and z3 spellings differ, as in invariants/buddy_proofs.py.
-
-
-def _symbolic(*xs: Any) -> bool:
-    return any(isinstance(x, z3.ExprRef) for x in xs)
-
-
-def ult(a: Any, b: Any) -> Any:
-    return z3.ULT(a, b) if _symbolic(a, b) else a < b
-
-
-def ule(a: Any, b: Any) -> Any:
-    return z3.ULE(a, b) if _symbolic(a, b) else a <= b
-
-
-def all_of(*cs: Any) -> Any:
-    return z3.And(*cs) if _symbolic(*cs) else all(cs)
-
-
-def any_of(*cs: Any) -> Any:
-    return z3.Or(*cs) if _symbolic(*cs) else any(cs)
-
-
-def implies(a: Any, b: Any) -> Any:
-    return z3.Implies(a, b) if _symbolic(a, b) else not a or b
-
-
-def ite(cond: Any, then: Any, otherwise: Any, bits: int) -> Any:
-    """cond ? then : otherwise, with int arms read as bits-wide values when cond is symbolic."""
-    if not _symbolic(cond):
-        return then if cond else otherwise
-    return z3.If(cond, _bv(then, bits), _bv(otherwise, bits))
-
-
-def aligned(x: Any, a: Any) -> Any:
-    """x is a multiple of the power of two a (IS_ALIGNED)."""
-    return (x & (a - 1)) == 0
-
-
-def _bv(x: Any, bits: int) -> Any:
-    if isinstance(x, bool):
-        return z3.BoolVal(x)
-    return z3.BitVecVal(x, bits) if isinstance(x, int) else x
-
-
-def select(key: Any, table: dict[int, int], bits: int) -> Any:
-    """table[key], 0 for a key not in it (None included): a chain of z3.If for a z3 key."""
-    if not _symbolic(key):
-        return table.get(key, 0)
-    out = z3.BitVecVal(0, bits)
-    for k, v in table.items():
-        out = z3.If(key == k, z3.BitVecVal(v, bits), out)
-    return out
-
-
-@dataclass(frozen=True)
-class Table:
-    """A model function of one unsigned argument, evaluated by the model at every value from
-    ``first`` to ``last``: runs of equal results become ranges, and an argument outside
-    first..last reads 0. Ints and z3 terms take the same lookup."""
-
-    first: int
-    lasts: tuple[int, ...]  # the last argument of each run
-    values: tuple[int, ...]  # the result over each run
-    bits: int
-
-    @classmethod
-    def of(cls, fn: Callable[[int], int], first: int, last: int, bits: int) -> Table:
-        lasts: list[int] = []
-        values: list[int] = []
-        for x in range(first, last + 1):
-            v = fn(x)
-            if values and values[-1] == v:
-                lasts[-1] = x
-            else:
-                lasts.append(x)
-                values.append(v)
-        return cls(first, tuple(lasts), tuple(values), bits)
-
-    def __call__(self, x: Any) -> Any:
-        if not _symbolic(x):
-            i = bisect_left(self.lasts, x)
-            return self.values[i] if self.first <= x and i < len(self.lasts) else 0
-        out = z3.BitVecVal(0, self.bits)
-        for last, value in zip(reversed(self.lasts), reversed(self.values), strict=True):
-            out = z3.If(z3.ULE(x, last), z3.BitVecVal(value, self.bits), out)
-        return z3.If(z3.ULT(x, self.first), z3.BitVecVal(0, self.bits), out)
-
-
-# Registration: the proof builds the claim over z3 constants named after the claim's
-# positional parameters (the kernel's variable names); the cross-check runs it on ints.
-
-Sampler = Callable[[random.Random, Sequence[Case]], tuple[int, ...]]
-
-
-def slub_proof(
-    name: str,
-    *,
-    statement: str,
-    bounds: str,
-    source: str,
-    bits: int,
-    sample: Sampler,
-    cases: Callable[[], list[Case]] | None = None,
-    setup: Callable[[], dict[str, Any]] | None = None,
-    against: Callable[..., dict[str, Any]] | None = None,
-) -> Callable[[Callable[..., Claim]], Callable[..., Claim]]:
-    """``cases`` enumerates the claim's leading parameters (computed when the proof runs, so
-    that a mutant's geometry is what is enumerated); ``setup`` builds keyword arguments for the
-    claim (tables) once per proof run; ``against`` gives, for a sampled input, the values the
-    model's own code computes for terms the claim restates, which the cross-check compares too."""
-
-    def register(claim: Callable[..., Claim]) -> Callable[..., Claim]:
-        params = inspect.signature(claim).parameters.values()
-        names = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
-
-        def encode() -> Claim:
-            context = setup() if setup else {}
-            return _encode(claim, names, bits, cases() if cases else None, context)
-
-        def crosscheck(rng: random.Random, n: int) -> list[str]:
-            context = setup() if setup else {}
-            enumerated = cases() if cases else None
-            symbolic = _named(_encode(claim, names, bits, enumerated, context))
-            return _crosscheck(
-                claim, names, bits, symbolic, context, enumerated or [], sample, against, rng, n
-            )
-
-        proof(name, statement=statement, bounds=bounds, source=source, crosscheck=crosscheck)(encode)
-        return claim
-
-    return register
-
-
-def _encode(
-    claim: Callable[..., Claim],
-    names: list[str],
-    bits: int,
-    cases: list[Case] | None,
-    context: dict[str, Any],
-) -> Claim:
-    xs = z3.BitVecs(" ".join(names), bits)
-    if cases is None:
-        return claim(*xs, **context)
-    # One instance per case; z3 gets the instance that the enumerated parameters select.
-    instances = []
-    for case in cases:
-        at = z3.And(*(x == v for x, v in zip(xs, case, strict=False)))
-        assume, holds, terms = claim(*case, *xs[len(case) :], **context)
-        instances.append(
-            (at, _bv(assume, bits), _bv(holds, bits), {k: _bv(v, bits) for k, v in terms.items()})
-        )
-    assume = z3.Or(*(z3.And(at, a) for at, a, _, _ in instances))
-    holds = z3.And(*(z3.Implies(at, h) for at, _, h, _ in instances))
-    terms = {}
-    for label in instances[0][3]:
-        term = instances[-1][3][label]
-        for at, _, _, t in reversed(instances[:-1]):
-            term = z3.If(at, t[label], term)
-        terms[label] = term
-    return assume, holds, terms
-
-
-def _named(claim: Claim) -> dict[str, Any]:
-    # Terms first: the first value that differs is the one that explains the others.
-    assume, holds, terms = claim
-    return {**terms, "the bounds": assume, "the property": holds}
-
-
-def _z3_value(term: Any, at: z3.ModelRef) -> Any:
-    if not isinstance(term, z3.ExprRef):
-        return term
-    v = at.eval(term, model_completion=True)
-    if z3.is_true(v) or z3.is_false(v):
-        return z3.is_true(v)
-    return v.as_long() if z3.is_bv_value(v) else str(v)
-
-
-def _at(xs: list[z3.ExprRef], values: tuple[int, ...], bits: int) -> z3.ModelRef:
-    """The inputs as a z3 model, to evaluate terms in (faster than substituting into each)."""
-    at = z3.Model()
-    for x, v in zip(xs, values, strict=True):
-        at.update_value(x, z3.BitVecVal(v, bits))
-    return at
-
-
-def _crosscheck(
-    claim: Callable[..., Claim],
-    names: list[str],
-    bits: int,
-    symbolic: dict[str, Any],
-    context: dict[str, Any],
-    cases: Sequence[Case],
-    sample: Sampler,
-    against: Callable[..., dict[str, Any]] | None,
-    rng: random.Random,
-    n: int,
-) -> list[str]:
-    """One sentence per sampled input where Python and the z3 formula disagree on a value, or
-    where the claim's restatement of model code disagrees with that code (``against``)."""
-    xs = z3.BitVecs(" ".join(names), bits)
-    mismatches = []
-    for _ in range(n):
-        values = sample(rng, cases)
-        where = ", ".join(f"{k}={v}" for k, v in zip(names, values, strict=True))
-        concrete = _named(claim(*values, **context))
-        at = _at(xs, values, bits)
-        for label, term in symbolic.items():
-            got, want = concrete[label], _z3_value(term, at)
-            # A z3 term here means the helper built a formula from plain ints.
-            if isinstance(got, z3.ExprRef) or got != want:
-                mismatches.append(f"{where}: {label} is {got} in Python but {want} in z3")
-                break
-        else:
-            if against is not None:
-                found = _compare(concrete, against, values)
-                if found:
-                    mismatches.append(f"{where}: {found}")
-    return mismatches
-
-
-def _compare(
-    concrete: dict[str, Any], against: Callable[..., dict[str, Any]], values: tuple[int, ...]
-) -> str:
-    try:
-        model = against(*values)
-    except Exception as e:  # the model's code raised where the claim computed a value
-        return f"{against.__name__} raised {type(e).__name__}: {e}"
-    for label, want in model.items():
-        if concrete[label] != want:
-            return f"{label} is {concrete[label]} in the claim but {want} in {against.__name__}"
-    return ""
-
 
 # Sampling: sizes where the size classes change (powers of two and their neighbours, 96/97,
 # 192/193, 8192), small sizes, and uniform ones; a few beyond the bounds.
@@ -374,7 +139,7 @@ def in_kmalloc_range(size: Any) -> Any:
     return all_of(ule(1, size), ule(size, KMALLOC_MAX_CACHE_SIZE))
 
 
-@slub_proof(
+@claim_proof(
     "slub.kmalloc_slab_fits",
     statement="kmalloc_slab gives every size a kmalloc cache that create_kmalloc_caches makes, with objects at least that large.",
     bounds=KMALLOC_BOUNDS,
@@ -393,7 +158,7 @@ def kmalloc_slab_fits(size: Any) -> Claim:
     )
 
 
-@slub_proof(
+@claim_proof(
     "slub.kmalloc_slab_smallest",
     statement="No kmalloc cache smaller than the one kmalloc_slab picks would hold the size: every smaller one is too small.",
     bounds=KMALLOC_BOUNDS,
@@ -427,7 +192,7 @@ def slab_geometries() -> list[Case]:
     return [(size, order) for size in slot_sizes() for order in range(MAX_SLAB_ORDER + 1)]
 
 
-@slub_proof(
+@claim_proof(
     "slub.obj_to_index_inverts_index_to_obj",
     statement=(
         "obj_to_index, by reciprocal_value(size), maps every byte of object k of a slab (offset"
@@ -536,7 +301,7 @@ def kmem_cache_open_layout(
     return out
 
 
-@slub_proof(
+@claim_proof(
     "slub.free_pointer_inside_object",
     statement=(
         "In every cache kmem_cache_open lays out, the object fits its slot, the free pointer word"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from checkers.mutants import mutant
+from checkers.mutants import mutant, sched_prove  # noqa: F401  (registers the prove mutants)
 from model.sched import core, fair
 from model.sched.sched import NICE_0_LOAD, TASK_WAKING, SchedEntity, Task
 

@@ -53,16 +53,40 @@ def get_update_sysctl_factor(ncpus: int) -> int:
 
 
 # u64 arithmetic
+#
+# vruntimes, clocks and runtimes are u64; Python ints stand for them, truncated by u64(). The
+# helpers below also take z3 integers (invariants/sched_proofs.py proves __calc_delta and the
+# vruntime order with them): the same unbounded integers, the C widths made explicit by
+# truncate(). Where z3 spells an operator differently (&, >>, //, fls, if), the helper has a
+# z3 path beside the int one; the proofs' cross-checks compare the two, and z3 is imported
+# only when a proof passes its terms.
+
+
+def _symbolic(*xs: Any) -> bool:
+    return not all(isinstance(x, int) for x in xs)
+
+
+def truncate(x: Any, bits: int) -> Any:
+    """x converted to an unsigned C type of that width: x mod 2^bits. A z3 x must not be
+    negative (C's unsigned arithmetic never is; s64 lifts its difference above 0 first): the
+    z3 term is then x itself below 2^bits, and meets the modulus, which z3 finds harder, only
+    beyond."""
+    m = 1 << bits
+    if not _symbolic(x):
+        return x & (m - 1)
+    import z3
+
+    return z3.If(x < m, x, x % m)
 
 
 def u64(x: Any) -> Any:
-    return x & U64
+    return truncate(x, 64)
 
 
 def s64(x: Any) -> Any:
-    """(s64)x of a u64 x."""
-    x = x & U64
-    return x - (1 << 64) if x >> 63 else x
+    """(s64)x of a u64 difference x (above -2^64): the two's complement reading, branch-free
+    for z3's sake. Adding 2^64 changes no bit of the u64 and keeps a z3 x + 2^63 positive."""
+    return u64(x + (1 << 63) + (1 << 64)) - (1 << 63)
 
 
 def vruntime_delta(a: Any, b: Any) -> Any:
@@ -85,33 +109,61 @@ def min_vruntime(min_v: int, vruntime: int) -> int:
     return vruntime if vruntime_delta(vruntime, min_v) < 0 else min_v
 
 
+def shr(x: Any, shift: Any) -> Any:
+    """x >> shift of a non-negative x. C leaves a shift outside 0..63 undefined; here it gives
+    0, on ints and z3 terms alike, so that the proofs' cross-checks can compare them there."""
+    if not _symbolic(shift):
+        if not 0 <= shift < 64:
+            return 0
+        return x >> shift if not _symbolic(x) else x / (1 << shift)  # z3's / floors for a divisor > 0
+    import z3
+
+    out: Any = 0
+    for n in reversed(range(64)):
+        out = z3.If(shift == n, shr(x, n), out)
+    return out
+
+
 def mul_u64_u32_shr(a: Any, mul: Any, shift: Any) -> Any:
-    """include/linux/math64.h mul_u64_u32_shr: (a * mul) >> shift with a 96-bit product."""
-    return u64((a * mul) >> shift)
+    """include/linux/math64.h mul_u64_u32_shr(u64 a, u32 mul, unsigned int shift): the
+    96-bit product, shifted, truncated to u64."""
+    return u64(shr(a * truncate(mul, 32), shift))
 
 
-def update_inv_weight(lw: LoadWeight) -> int:
+def update_inv_weight(lw: LoadWeight) -> Any:
     """kernel/sched/fair.c __update_inv_weight: lw->inv_weight, computed if not set."""
     if lw.inv_weight:
         return lw.inv_weight
     w = lw.weight
-    if w >= WMULT_CONST:
-        return 1
-    return WMULT_CONST // w if w else WMULT_CONST
+    if not _symbolic(w):
+        return 1 if w >= WMULT_CONST else WMULT_CONST // w if w else WMULT_CONST
+    import z3
+
+    return z3.If(w >= WMULT_CONST, 1, z3.If(w == 0, WMULT_CONST, WMULT_CONST / w))
 
 
-def calc_delta(delta_exec: int, weight: int, lw: LoadWeight) -> int:
+def renormalise(fact: Any, shift: Any) -> tuple[Any, Any]:
+    """__calc_delta's `fact_hi = upper_32_bits(fact); if (fact_hi) { fs = fls(fact_hi);
+    shift -= fs; fact >>= fs; }` on a u64 fact: the fewest halvings that bring it below 2^32
+    (the `while (fact >> 32)` loop of earlier kernels computes the same)."""
+    if not _symbolic(fact):
+        fs = (fact >> 32).bit_length()
+        return fact >> fs, shift - fs
+    import z3
+
+    out_fact, out_shift = fact, shift
+    for fs in range(1, 33):  # the largest fs with fact >= 2^(31 + fs) wins
+        above = fact >= 1 << (31 + fs)
+        out_fact, out_shift = z3.If(above, fact / (1 << fs), out_fact), z3.If(above, shift - fs, out_shift)
+    return out_fact, out_shift
+
+
+def calc_delta(delta_exec: Any, weight: Any, lw: LoadWeight) -> Any:
     """kernel/sched/fair.c __calc_delta: delta_exec * weight / lw->weight in fixed point,
     through the precomputed inverse 2^32 / lw->weight, keeping every product within 64 bits."""
-    fact = weight
-    shift = WMULT_SHIFT
-    while fact >> 32:
-        fact >>= 1
-        shift -= 1
-    fact = (fact & 0xFFFFFFFF) * update_inv_weight(lw)  # mul_u32_u32
-    while fact >> 32:
-        fact >>= 1
-        shift -= 1
+    fact, shift = renormalise(weight, WMULT_SHIFT)
+    fact = truncate(fact, 32) * update_inv_weight(lw)  # mul_u32_u32
+    fact, shift = renormalise(fact, shift)
     return mul_u64_u32_shr(delta_exec, fact, shift)
 
 
