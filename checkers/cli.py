@@ -1,4 +1,4 @@
-"""The ``kinv`` command: check, list, explore, prove, replay, mutants.
+"""The ``kinv`` command: check, list, explore, prove, replay, mutants, litmus.
 
 Exit codes: 0 every checked invariant holds, 1 a violation (or a surviving mutant),
 2 bad usage or input: one line naming the input and the problem, and nothing written.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -90,6 +91,13 @@ def build_parser() -> Parser:
     m = sub.add_parser("mutants", help="run the mutant catalog: every mutant must be killed")
     m.add_argument("selectors", nargs="*", metavar="SELECTOR", help="mutant names or patterns (default: all)")
     common(m)
+
+    lt = sub.add_parser("litmus", help="run litmus tests under memory models, every interleaving")
+    lt.add_argument("paths", nargs="+", metavar="PATH", help=".litmus files or directories of them")
+    lt.add_argument("--model", default="sc,tso", help="comma-separated memory models (default sc,tso)")
+    lt.add_argument("--json", type=Path, default=None, metavar="FILE", help="write one record per test")
+    lt.add_argument("--max-states", type=positive_int, default=None, help="stop a search after this many states")
+    lt.add_argument("-v", "--verbose", action="store_true", help="show each test's outcomes and witness")
     return p
 
 
@@ -273,6 +281,90 @@ def cmd_mutants(args: argparse.Namespace, console: Console) -> int:
     return 0 if all(o.killed for o in outcomes) and not orphans else 1
 
 
+def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from checkers import litmus
+    from model.sync.litmus import LitmusError
+    from model.sync.memory import MEMORY_MODELS
+
+    models = list(dict.fromkeys(m.strip() for m in args.model.split(",")))
+    for m in models:
+        if m not in MEMORY_MODELS:
+            raise UsageError(f"--model {args.model}: unknown memory model {m!r} (known: {', '.join(MEMORY_MODELS)})")
+    if args.json is not None and not args.json.parent.is_dir():
+        raise UsageError(f"--json {args.json}: no directory {args.json.parent}")
+    max_states = args.max_states or litmus.DEFAULT_MAX_STATES
+    start = time.perf_counter()
+    try:
+        reports = litmus.run_paths(args.paths, models, max_states=max_states)
+    except LitmusError as e:
+        raise UsageError(str(e)) from None
+    seconds = time.perf_counter() - start
+
+    table = Table("test", "expected", *models, "states", title="kinv litmus")
+    tally = {litmus.AGREES: 0, litmus.STRONGER: 0, litmus.DISAGREES: 0, "unsupported": 0, "bounded": 0}
+    for r in reports:
+        if r.unsupported is not None:
+            tally["unsupported"] += 1
+            table.add_row(r.name, r.expected, *[f"[yellow]unsupported: {r.unsupported}[/]"] * len(models), "-")
+            continue
+        cells = []
+        for m in models:
+            res, verdict = r.results[m], r.judgement(m)
+            if not res.complete:
+                tally["bounded"] += 1
+                cells.append(f"[red]Unknown: stopped at {res.states:,} states[/]")
+                continue
+            if verdict:
+                tally[verdict] += 1
+            style = {litmus.AGREES: "green", litmus.STRONGER: "cyan", litmus.DISAGREES: "red"}.get(verdict, "")
+            text = f"{res.shown}: {verdict}" if verdict else res.shown
+            cells.append(f"[{style}]{text}[/]" if style else text)
+        table.add_row(r.name, r.expected, *cells, "/".join(f"{r.results[m].states:,}" for m in models))
+    console.print(table)
+    for r in reports:
+        for m, res in r.results.items():
+            if res.deadlocks:
+                console.print(
+                    f"[yellow]{r.name} under {m}: {res.deadlocks} terminal state(s) where a thread waits forever[/]"
+                    + ("" if args.verbose else " (-v shows how)")
+                )
+    if args.verbose:
+        for r in reports:
+            for m, res in r.results.items():
+                console.print(f"{r.name} under {m}: {res.verdict} (positive {res.positive}, negative {res.negative})")
+                for o in res.outcomes:
+                    console.print(f"    {o}")
+                for n, line in enumerate(res.witness, 1):
+                    console.print(f"    {n:2}. {line}")
+                if res.deadlock_witness:
+                    console.print("  a deadlock:")
+                for n, line in enumerate(res.deadlock_witness, 1):
+                    console.print(f"    {n:2}. {line}")
+    states = sum(res.states for r in reports for res in r.results.values())
+    verdicts = sum(len(r.results) for r in reports)
+    console.print(
+        f"{len(reports)} tests ({tally['unsupported']} unsupported); {verdicts} verdicts under {', '.join(models)}: "
+        f"{tally[litmus.AGREES]} agree with LKMM, {tally[litmus.STRONGER]} stronger than LKMM, "
+        f"{tally[litmus.DISAGREES]} disagree, {tally['bounded']} stopped at the state bound; "
+        f"{states:,} states in {seconds:.2f} s"
+    )
+    if args.json is not None:
+        write_json_atomically(args.json, {"models": models, "tests": [r.to_json() for r in reports]})
+        console.print(f"results: {args.json}")
+    return 1 if tally[litmus.DISAGREES] or tally["bounded"] else 0
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    import json
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+        json.dump(data, f, indent=2)
+    os.replace(f.name, path)
+
+
 class live_progress:
     """A transient status line while a long run works (shown only at a terminal)."""
 
@@ -305,6 +397,7 @@ COMMANDS = {
     "prove": cmd_prove,
     "replay": cmd_replay,
     "mutants": cmd_mutants,
+    "litmus": cmd_litmus,
 }
 
 

@@ -1,0 +1,339 @@
+"""The litmus engine: run a concurrent program under a memory model, every interleaving, and
+judge its final clause the way herd7 does.
+
+Verdicts (herd7's ``Observation`` line, herd/top_herd.ml). Let the final states be the settled
+terminal states the search reaches (every thread finished, nothing in flight), less those
+that the ``filter`` proposition rejects. P is the clause's proposition; ``positive`` counts the
+final states satisfying P, ``negative`` the others. Then, for every kind of clause alike:
+
+- Never: no final state satisfies P (positive = 0; also when there is no final state);
+- Always: every final state does (negative = 0 < positive);
+- Sometimes: some do and some do not.
+
+The quantifier decides only whether the clause *holds* (herd's Ok/No): ``exists P`` holds when
+P is Sometimes or Always, ``~exists P`` when P is Never, ``forall P`` when P is Always. So a
+test's expected result (``Result: Never``) is about P whatever the quantifier, and the witness
+is the shortest trace to a final state satisfying P (``exists``, ``~exists``: the outcome the
+clause asks about) or violating it (``forall``: a counterexample).
+
+Counts are of distinct final states (herd counts executions); the verdicts are the same.
+A terminal state where some thread can never go on (a spin_lock never released) is a
+deadlock, counted apart; so is an execution cut off by a loop bound.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections import deque
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.contract import Step
+from model.sync.litmus import LitmusError, UnsupportedPrimitive, parse_file, stated_result
+from model.sync.machine import LitmusConfig, LitmusModel, LitmusState, ProgramError
+from model.sync.memory import MEMORY_MODELS
+from model.sync.program import LocRef, Program, RegRef, eval_prop, prop_refs, show_instr
+
+DEFAULT_MAX_STATES = 2_000_000
+
+AGREES = "agrees"
+STRONGER = "stronger than LKMM"
+DISAGREES = "DISAGREES"
+
+
+@dataclass
+class LitmusResult:
+    """One program under one memory model, searched exhaustively (unless ``complete`` is false)."""
+
+    name: str
+    memory: str
+    verdict: str  # Never, Sometimes, Always (about the proposition), or Unknown when bounded
+    holds: bool  # the clause, quantifier included (herd's Ok)
+    positive: int  # final states that pass the filter and satisfy the proposition
+    negative: int  # final states that pass the filter and do not
+    filtered: int  # final states the filter removed
+    deadlocks: int  # terminal states with a thread that can never go on
+    cut: int  # terminal states cut off by a loop bound
+    states: int
+    transitions: int
+    seconds: float
+    complete: bool = True
+    witness: list[str] = field(default_factory=list)  # the shortest witness trace, step by step
+    witness_steps: list[Step] = field(default_factory=list)
+    deadlock_witness: list[str] = field(default_factory=list)  # the shortest trace to a deadlock
+    outcomes: list[str] = field(default_factory=list)  # distinct final outcomes, herd-style
+
+    @property
+    def shown(self) -> str:
+        """The verdict as the kernel's Result lines spell it: no final state at all is DEADLOCK."""
+        return "DEADLOCK" if self.complete and self.positive + self.negative == 0 else self.verdict
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.shown,
+            "holds": self.holds,
+            "positive": self.positive,
+            "negative": self.negative,
+            "filtered": self.filtered,
+            "deadlocks": self.deadlocks,
+            "states": self.states,
+            "transitions": self.transitions,
+            "seconds": self.seconds,
+            "complete": self.complete,
+            "outcomes": self.outcomes,
+            "witness": self.witness,
+            "deadlock_witness": self.deadlock_witness,
+        }
+
+
+def run(program: Program, memory: str = "sc", *, max_states: int = DEFAULT_MAX_STATES) -> LitmusResult:
+    """Breadth-first search of every state of ``program`` under ``memory``; the verdict of its
+    final clause. Raises ProgramError if a thread goes wrong (a pointer used as a number)."""
+    model = LitmusModel(LitmusConfig(program, memory))
+    final = program.final
+    shown_refs = _unique([*final.locations, *prop_refs(final.prop)])
+    start = time.perf_counter()
+    init = model.init_state()
+    parent: dict[Hashable, tuple[Hashable, Step] | None] = {init.fingerprint(): None}
+    queue: deque[LitmusState] = deque([init])
+    positive = negative = filtered = deadlocks = cut = transitions = 0
+    witness_fp: Hashable | None = None
+    deadlock_fp: Hashable | None = None
+    outcomes: set[tuple[Any, ...]] = set()
+    complete = True
+    want = final.quantifier != "forall"  # the witness satisfies P, or for forall violates it
+    while queue:
+        state = queue.popleft()
+        fp = state.fingerprint()
+        terminal = True
+        for act, args in model.enabled(state):
+            terminal = False
+            nxt, _ = model.step(state, act, args)
+            transitions += 1
+            nfp = nxt.fingerprint()
+            if nfp in parent:
+                continue
+            if len(parent) >= max_states:
+                complete = False
+                queue.clear()
+                break
+            parent[nfp] = (fp, Step(act.name, args))
+            queue.append(nxt)
+        if not terminal:
+            continue
+        if model.cut(state):
+            cut += 1
+        elif not model.is_final(state):
+            deadlocks += 1
+            if deadlock_fp is None:
+                deadlock_fp = fp
+        else:
+            values = model.final_values(state)
+            if final.filter is not None and not eval_prop(final.filter, values):
+                filtered += 1
+                continue
+            outcomes.add(tuple(values.get(r, 0) for r in shown_refs))
+            ok = eval_prop(final.prop, values)
+            if ok:
+                positive += 1
+            else:
+                negative += 1
+            if ok == want and witness_fp is None:
+                witness_fp = fp
+    seconds = time.perf_counter() - start
+    if not complete:
+        verdict = "Unknown"
+    elif positive == 0:
+        verdict = "Never"
+    elif negative == 0:
+        verdict = "Always"
+    else:
+        verdict = "Sometimes"
+    holds = {"exists": positive > 0, "~exists": positive == 0, "forall": negative == 0}[final.quantifier]
+    steps = _path(parent, witness_fp) if witness_fp is not None else []
+    return LitmusResult(
+        name=program.name,
+        memory=memory,
+        verdict=verdict,
+        holds=holds,
+        positive=positive,
+        negative=negative,
+        filtered=filtered,
+        deadlocks=deadlocks,
+        cut=cut,
+        states=len(parent),
+        transitions=transitions,
+        seconds=round(seconds, 4),
+        complete=complete,
+        witness=describe(model, steps),
+        witness_steps=steps,
+        deadlock_witness=describe(model, _path(parent, deadlock_fp)) if deadlock_fp is not None else [],
+        outcomes=sorted("; ".join(f"{r}={v}" for r, v in zip(shown_refs, o, strict=True)) for o in outcomes),
+    )
+
+
+def _unique(refs: Iterable[RegRef | LocRef]) -> list[RegRef | LocRef]:
+    return list(dict.fromkeys(refs))
+
+
+def _path(parent: dict[Hashable, tuple[Hashable, Step] | None], fp: Hashable) -> list[Step]:
+    steps = []
+    link = parent[fp]
+    while link is not None:
+        fp, step = link
+        steps.append(step)
+        link = parent[fp]
+    return steps[::-1]
+
+
+def describe(model: LitmusModel, steps: Sequence[Step]) -> list[str]:
+    """The steps replayed from the initial state, each as the instruction it ran."""
+    state = model.init_state()
+    lines = []
+    for step in steps:
+        if step.action == "execute":
+            tid = step.args[0]
+            ins = model.instruction(state, tid)
+            state, value = model.step(state, model.action_by_name["execute"], step.args)
+            text = show_instr(ins) if ins is not None else "?"  # type: ignore[arg-type]
+            read = f"  (read {value})" if value is not None else ""
+            lines.append(f"P{tid}: {text}{read}")
+        else:
+            cpu, loc = step.args
+            state, _ = model.step(state, model.action_by_name[step.action], step.args)
+            lines.append(f"CPU{cpu}: store buffer drains its oldest store, to {loc}")
+    return lines
+
+
+# Files, expected results and agreement with LKMM.
+
+
+@dataclass
+class FileReport:
+    """One litmus file: its expected result and its result under each memory model."""
+
+    file: str
+    name: str
+    expected: str  # from MANIFEST.tsv, else the file's Result: comment, else "-"
+    results: dict[str, LitmusResult] = field(default_factory=dict)
+    unsupported: str | None = None  # the primitive that stopped the parse
+
+    def judgement(self, memory: str) -> str:
+        if self.unsupported is not None:
+            return ""
+        return judge(self.expected, self.results[memory])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": self.file,
+            "expected": self.expected,
+            "unsupported": self.unsupported,
+            "models": {m: {**r.to_json(), "judgement": self.judgement(m)} for m, r in self.results.items()},
+            "states": sum(r.states for r in self.results.values()),
+            "seconds": round(sum(r.seconds for r in self.results.values()), 4),
+        }
+
+
+def judge(expected: str, result: LitmusResult) -> str:
+    """How a model's verdict stands to LKMM's expected one. SC and TSO are stronger than LKMM:
+    forbidding what LKMM allows is expected of them ("stronger than LKMM"); allowing what LKMM
+    forbids is a disagreement."""
+    if expected not in ("Never", "Sometimes", "Always", "DEADLOCK") or not result.complete:
+        return ""
+    got = result.shown
+    if got == expected or (expected == "Never" and got == "DEADLOCK"):
+        return AGREES
+    if expected == "Sometimes" and got in ("Never", "Always", "DEADLOCK"):
+        return STRONGER
+    return DISAGREES
+
+
+def litmus_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Every .litmus file named, or under a directory named."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(p.rglob("*.litmus"))
+            if not files:
+                raise LitmusError(str(p), 0, "no .litmus files in this directory")
+            found += files
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise LitmusError(str(p), 0, "no such file or directory")
+    return found
+
+
+def expected_result(file: Path, manifests: dict[Path, dict[Path, str]]) -> str | None:
+    """The expected result that a MANIFEST.tsv in the file's directory or one above it gives
+    for the file (its ``path`` column is relative to the manifest's directory)."""
+    target = file.resolve()
+    for here in target.parents:
+        manifest = here / "MANIFEST.tsv"
+        if manifest.is_file():
+            if manifest not in manifests:
+                manifests[manifest] = _read_manifest(manifest)
+            found = manifests[manifest].get(target)
+            if found is not None:
+                return found
+    return None
+
+
+def _read_manifest(manifest: Path) -> dict[Path, str]:
+    with manifest.open(newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    if not rows or "path" not in rows[0] or "expected" not in rows[0]:
+        raise LitmusError(
+            str(manifest), 1, "a MANIFEST.tsv needs a header row with path and expected columns"
+        )
+    path_col, expected_col = rows[0].index("path"), rows[0].index("expected")
+    out = {}
+    for n, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) <= max(path_col, expected_col):
+            raise LitmusError(
+                str(manifest), n, f"expected {len(rows[0])} tab-separated columns, found {len(row)}"
+            )
+        out[(manifest.parent / row[path_col]).resolve()] = row[expected_col]
+    return out
+
+
+def run_paths(
+    paths: Sequence[str | Path],
+    models: Sequence[str] = ("sc", "tso"),
+    *,
+    max_states: int = DEFAULT_MAX_STATES,
+) -> list[FileReport]:
+    """Parse every litmus file first (a malformed one raises LitmusError before anything runs),
+    then run each under each memory model."""
+    unknown = [m for m in models if m not in MEMORY_MODELS]
+    if unknown:
+        raise ValueError(f"unknown memory model {unknown[0]!r} (known: {', '.join(MEMORY_MODELS)})")
+    manifests: dict[Path, dict[Path, str]] = {}
+    parsed: list[tuple[FileReport, Program | None]] = []
+    for file in litmus_files(paths):
+        expected = expected_result(file, manifests)
+        try:
+            program: Program | None = parse_file(file)
+        except UnsupportedPrimitive as e:
+            expected = expected or stated_result(file.read_text())
+            report = FileReport(str(file), file.stem, expected or "-", unsupported=e.primitive)
+            parsed.append((report, None))
+            continue
+        assert program is not None
+        report = FileReport(str(file), program.name, expected or program.expected or "-")
+        parsed.append((report, program))
+    for report, program in parsed:
+        if program is None:
+            continue
+        for memory in models:
+            try:
+                report.results[memory] = run(program, memory, max_states=max_states)
+            except ProgramError as e:
+                raise LitmusError(report.file, 0, str(e)) from None
+    return [r for r, _ in parsed]

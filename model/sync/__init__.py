@@ -1,0 +1,1 @@
+"""Concurrent programs (litmus tests) and the memory models they run under."""
