@@ -98,6 +98,12 @@ def build_parser() -> Parser:
     lt.add_argument("--json", type=Path, default=None, metavar="FILE", help="write one record per test")
     lt.add_argument("--max-states", type=positive_int, default=None, help="stop a search after this many states")
     lt.add_argument("-v", "--verbose", action="store_true", help="show each test's outcomes and witness")
+    lt.add_argument(
+        "--engine",
+        default="operational",
+        help="comma-separated engines: operational (every interleaving), axiomatic (z3 over candidate "
+        "executions); with both, any disagreement between them fails the run (default operational)",
+    )
     return p
 
 
@@ -292,44 +298,89 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
     for m in models:
         if m not in MEMORY_MODELS:
             raise UsageError(f"--model {args.model}: unknown memory model {m!r} (known: {', '.join(MEMORY_MODELS)})")
+    known = ("operational", "axiomatic")
+    engines = list(dict.fromkeys(e.strip() for e in args.engine.split(",")))
+    for e in engines:
+        if e not in known:
+            raise UsageError(f"--engine {args.engine}: unknown engine {e!r} (known: {', '.join(known)})")
+    operational, axiomatic = "operational" in engines, "axiomatic" in engines
     if args.json is not None and not args.json.parent.is_dir():
         raise UsageError(f"--json {args.json}: no directory {args.json.parent}")
     max_states = args.max_states or litmus.DEFAULT_MAX_STATES
     start = time.perf_counter()
     try:
-        reports = litmus.run_paths(args.paths, models, max_states=max_states)
+        reports = litmus.run_paths(args.paths, models if operational else (), max_states=max_states)
     except LitmusError as e:
         raise UsageError(str(e)) from None
+    ax_results: dict[str, dict[str, Any]] = {}
+    if axiomatic:
+        from checkers.axiomatic import Unsupported, agrees, run_reports
+
+        ax_results = run_reports(reports, models)
     seconds = time.perf_counter() - start
 
-    table = Table("test", "expected", *models, "states", title="kinv litmus")
+    columns = [name for m in models for name, on in ((m, operational), (f"{m} axiomatic", axiomatic)) if on]
+    table = Table("test", "expected", *columns, *(["states"] if operational else []), title="kinv litmus")
     tally = {litmus.AGREES: 0, litmus.STRONGER: 0, litmus.DISAGREES: 0, "unsupported": 0, "bounded": 0}
+    engines_differ: list[str] = []
+    ax_unsupported = 0
+    styles = {litmus.AGREES: "green", litmus.STRONGER: "cyan", litmus.DISAGREES: "red"}
     for r in reports:
         if r.unsupported is not None:
             tally["unsupported"] += 1
-            table.add_row(r.name, r.expected, *[f"[yellow]unsupported: {r.unsupported}[/]"] * len(models), "-")
+            cells = [f"[yellow]unsupported: {r.unsupported}[/]"] * len(columns)
+            table.add_row(r.name, r.expected, *cells, *(["-"] if operational else []))
             continue
         cells = []
         for m in models:
-            res, verdict = r.results[m], r.judgement(m)
-            if not res.complete:
-                tally["bounded"] += 1
-                cells.append(f"[red]Unknown: stopped at {res.states:,} states[/]")
+            if operational:
+                res, verdict = r.results[m], r.judgement(m)
+                if not res.complete:
+                    tally["bounded"] += 1
+                    cells.append(f"[red]Unknown: stopped at {res.states:,} states[/]")
+                else:
+                    if verdict:
+                        tally[verdict] += 1
+                    style = styles.get(verdict, "")
+                    text = f"{res.shown}: {verdict}" if verdict else res.shown
+                    cells.append(f"[{style}]{text}[/]" if style else text)
+            if not axiomatic:
                 continue
-            if verdict:
-                tally[verdict] += 1
-            style = {litmus.AGREES: "green", litmus.STRONGER: "cyan", litmus.DISAGREES: "red"}.get(verdict, "")
-            text = f"{res.shown}: {verdict}" if verdict else res.shown
-            cells.append(f"[{style}]{text}[/]" if style else text)
-        table.add_row(r.name, r.expected, *cells, "/".join(f"{r.results[m].states:,}" for m in models))
+            ax = ax_results[r.file][m]
+            if isinstance(ax, Unsupported):
+                ax_unsupported += 1
+                cells.append(f"[yellow]unsupported: {ax.feature}[/]")
+                continue
+            text = ax.shown + ("" if ax.complete else " (loops unrolled)")
+            if operational:
+                same = agrees(r.results[m], ax)
+                if same is False:
+                    engines_differ.append(f"{r.name} under {m}")
+                cells.append(
+                    text if same is None else f"[green]{text}: same[/]" if same else f"[red]{text}: DISAGREES[/]"
+                )
+            else:
+                verdict = litmus.judge(r.expected, ax)  # an AxiomaticResult has shown and complete too
+                if verdict:
+                    tally[verdict] += 1
+                style = styles.get(verdict, "")
+                text = f"{text}: {verdict}" if verdict else text
+                cells.append(f"[{style}]{text}[/]" if style else text)
+        state_cells = ["/".join(f"{r.results[m].states:,}" for m in models)] if operational else []
+        table.add_row(r.name, r.expected, *cells, *state_cells)
     console.print(table)
     for r in reports:
         for m, res in r.results.items():
-            if res.deadlocks:
-                console.print(
-                    f"[yellow]{r.name} under {m}: {res.deadlocks} terminal state(s) where a thread waits forever[/]"
-                    + ("" if args.verbose else " (-v shows how)")
-                )
+            for count, what in (
+                (res.lost_wakeups, "a task sleeps forever with no waker left (lost wakeup)"),
+                (res.deadlocks, "a thread waits forever (deadlock)"),
+                (res.bugs, "a BUG_ON fires"),
+            ):
+                if count:
+                    console.print(
+                        f"[yellow]{r.name} under {m}: {count} terminal state(s) where {what}[/]"
+                        + ("" if args.verbose else " (-v shows how)")
+                    )
     if args.verbose:
         for r in reports:
             for m, res in r.results.items():
@@ -338,22 +389,66 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
                     console.print(f"    {o}")
                 for n, line in enumerate(res.witness, 1):
                     console.print(f"    {n:2}. {line}")
-                if res.deadlock_witness:
-                    console.print("  a deadlock:")
-                for n, line in enumerate(res.deadlock_witness, 1):
+                for what, trace in (
+                    ("a lost wakeup", res.lost_wakeup_witness),
+                    ("a deadlock", res.deadlock_witness),
+                    ("a BUG_ON", res.bug_witness),
+                ):
+                    if trace:
+                        console.print(f"  {what}:")
+                    for n, line in enumerate(trace, 1):
+                        console.print(f"    {n:2}. {line}")
+                if res.hang:
+                    console.print(f"  {res.hang}")
+            for m, ax in ax_results.get(r.file, {}).items():
+                if isinstance(ax, Unsupported):
+                    continue
+                console.print(f"{r.name} under {m} (axiomatic): {ax.shown}, z3 {ax.seconds:.3f} s")
+                if ax.witness:
+                    console.print("    " + "; ".join(f"{k}={v}" for k, v in ax.witness.items()))
+                for n, line in enumerate(ax.reads_from, 1):
                     console.print(f"    {n:2}. {line}")
     states = sum(res.states for r in reports for res in r.results.values())
-    verdicts = sum(len(r.results) for r in reports)
+    verdicts = sum(len(r.results) for r in reports) or sum(
+        not isinstance(ax, Unsupported) for per in ax_results.values() for ax in per.values()
+    )
     console.print(
         f"{len(reports)} tests ({tally['unsupported']} unsupported); {verdicts} verdicts under {', '.join(models)}: "
         f"{tally[litmus.AGREES]} agree with LKMM, {tally[litmus.STRONGER]} stronger than LKMM, "
         f"{tally[litmus.DISAGREES]} disagree, {tally['bounded']} stopped at the state bound; "
-        f"{states:,} states in {seconds:.2f} s"
+        + (f"{states:,} states " if operational else "")
+        + f"in {seconds:.2f} s"
     )
+    if axiomatic:
+        solved = [
+            (ax.seconds, f"{r.name} under {m}")
+            for r in reports
+            for m, ax in ax_results.get(r.file, {}).items()
+            if not isinstance(ax, Unsupported)
+        ]
+        slowest = max(solved, default=(0.0, "-"))
+        console.print(
+            f"axiomatic: {len(solved)} verdicts ({ax_unsupported} unsupported by the encoding)"
+            + (f", {len(engines_differ)} disagree with the operational engine" if operational else "")
+            + f"; z3 {sum(s for s, _ in solved):.2f} s, slowest {slowest[0]:.3f} s ({slowest[1]})"
+        )
+        for name in engines_differ:
+            console.print(f"[red]{name}: the axiomatic and operational engines disagree[/]")
     if args.json is not None:
-        write_json_atomically(args.json, {"models": models, "tests": [r.to_json() for r in reports]})
+        tests = []
+        for r in reports:
+            record = r.to_json()
+            if r.file in ax_results:
+                record["axiomatic"] = {
+                    m: {"unsupported": ax.feature}
+                    if isinstance(ax, Unsupported)
+                    else {**ax.to_json(), **({"agrees": agrees(r.results[m], ax)} if operational else {})}
+                    for m, ax in ax_results[r.file].items()
+                }
+            tests.append(record)
+        write_json_atomically(args.json, {"models": models, "engines": engines, "tests": tests})
         console.print(f"results: {args.json}")
-    return 1 if tally[litmus.DISAGREES] or tally["bounded"] else 0
+    return 1 if tally[litmus.DISAGREES] or tally["bounded"] or engines_differ else 0
 
 
 def write_json_atomically(path: Path, data: Any) -> None:

@@ -17,8 +17,12 @@ is the shortest trace to a final state satisfying P (``exists``, ``~exists``: th
 clause asks about) or violating it (``forall``: a counterexample).
 
 Counts are of distinct final states (herd counts executions); the verdicts are the same.
-A terminal state where some thread can never go on (a spin_lock never released) is a
-deadlock, counted apart; so is an execution cut off by a loop bound.
+A terminal state where some thread can never go on is a hang, counted apart: a *lost wakeup*
+when every thread still there sleeps (in schedule() or futex_wait()) and every other thread
+has finished, so no task is left to wake them; a *deadlock* when threads wait on each other
+(a spin_lock never released, an await loop on a location no one will write, a sleeper whose
+only waker is itself stuck). An execution where a BUG_ON fired is an assertion failure, and
+one cut off by a loop bound is counted apart too. Each kind keeps its shortest trace.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 
 from model.contract import Step
 from model.sync.litmus import LitmusError, UnsupportedPrimitive, parse_file, stated_result
-from model.sync.machine import LitmusConfig, LitmusModel, LitmusState, ProgramError
+from model.sync.machine import LitmusConfig, LitmusModel, LitmusState, ProgramError, describe_hang
 from model.sync.memory import MEMORY_MODELS
 from model.sync.program import LocRef, Program, RegRef, eval_prop, prop_refs, show_instr
 
@@ -55,7 +59,7 @@ class LitmusResult:
     positive: int  # final states that pass the filter and satisfy the proposition
     negative: int  # final states that pass the filter and do not
     filtered: int  # final states the filter removed
-    deadlocks: int  # terminal states with a thread that can never go on
+    deadlocks: int  # terminal states where threads wait on each other forever
     cut: int  # terminal states cut off by a loop bound
     states: int
     transitions: int
@@ -65,6 +69,24 @@ class LitmusResult:
     witness_steps: list[Step] = field(default_factory=list)
     deadlock_witness: list[str] = field(default_factory=list)  # the shortest trace to a deadlock
     outcomes: list[str] = field(default_factory=list)  # distinct final outcomes, herd-style
+    lost_wakeups: int = 0  # terminal states where only sleepers are left, with no waker
+    bugs: int = 0  # terminal states where a BUG_ON fired
+    deadlock_steps: list[Step] = field(default_factory=list)
+    lost_wakeup_witness: list[str] = field(default_factory=list)  # the shortest trace to one
+    lost_wakeup_steps: list[Step] = field(default_factory=list)
+    bug_witness: list[str] = field(default_factory=list)
+    bug_steps: list[Step] = field(default_factory=list)
+    hang: str = ""  # what the first lost wakeup or deadlock found looks like
+
+    @property
+    def correct(self) -> bool:
+        """A protocol's verdict: the search finished, the clause holds, and no execution hangs,
+        hits a BUG_ON or runs past a loop bound."""
+        return (
+            self.complete
+            and self.holds
+            and not (self.deadlocks or self.lost_wakeups or self.bugs or self.cut)
+        )
 
     @property
     def shown(self) -> str:
@@ -86,6 +108,11 @@ class LitmusResult:
             "outcomes": self.outcomes,
             "witness": self.witness,
             "deadlock_witness": self.deadlock_witness,
+            "lost_wakeups": self.lost_wakeups,
+            "lost_wakeup_witness": self.lost_wakeup_witness,
+            "bugs": self.bugs,
+            "bug_witness": self.bug_witness,
+            "hang": self.hang,
         }
 
 
@@ -99,9 +126,12 @@ def run(program: Program, memory: str = "sc", *, max_states: int = DEFAULT_MAX_S
     init = model.init_state()
     parent: dict[Hashable, tuple[Hashable, Step] | None] = {init.fingerprint(): None}
     queue: deque[LitmusState] = deque([init])
-    positive = negative = filtered = deadlocks = cut = transitions = 0
+    positive = negative = filtered = deadlocks = cut = transitions = lost = bugs = 0
     witness_fp: Hashable | None = None
     deadlock_fp: Hashable | None = None
+    lost_fp: Hashable | None = None
+    bug_fp: Hashable | None = None
+    hang = ""
     outcomes: set[tuple[Any, ...]] = set()
     complete = True
     want = final.quantifier != "forall"  # the witness satisfies P, or for forall violates it
@@ -124,12 +154,22 @@ def run(program: Program, memory: str = "sc", *, max_states: int = DEFAULT_MAX_S
             queue.append(nxt)
         if not terminal:
             continue
-        if model.cut(state):
+        if model.bugged(state):
+            bugs += 1
+            bug_fp = fp if bug_fp is None else bug_fp
+        elif model.cut(state):
             cut += 1
         elif not model.is_final(state):
-            deadlocks += 1
-            if deadlock_fp is None:
-                deadlock_fp = fp
+            blocked = model.blocked(state)
+            sleeping = bool(blocked) and all(kind in ("sleep", "futex") for kind in blocked.values())
+            if sleeping:
+                lost += 1
+                lost_fp = fp if lost_fp is None else lost_fp
+            else:
+                deadlocks += 1
+                deadlock_fp = fp if deadlock_fp is None else deadlock_fp
+            if (sleeping and lost == 1) or (not sleeping and deadlocks == 1 and not hang):
+                hang = describe_hang(blocked, sleeping)
         else:
             values = model.final_values(state)
             if final.filter is not None and not eval_prop(final.filter, values):
@@ -154,6 +194,9 @@ def run(program: Program, memory: str = "sc", *, max_states: int = DEFAULT_MAX_S
         verdict = "Sometimes"
     holds = {"exists": positive > 0, "~exists": positive == 0, "forall": negative == 0}[final.quantifier]
     steps = _path(parent, witness_fp) if witness_fp is not None else []
+    deadlock_steps = _path(parent, deadlock_fp) if deadlock_fp is not None else []
+    lost_steps = _path(parent, lost_fp) if lost_fp is not None else []
+    bug_steps = _path(parent, bug_fp) if bug_fp is not None else []
     return LitmusResult(
         name=program.name,
         memory=memory,
@@ -170,8 +213,16 @@ def run(program: Program, memory: str = "sc", *, max_states: int = DEFAULT_MAX_S
         complete=complete,
         witness=describe(model, steps),
         witness_steps=steps,
-        deadlock_witness=describe(model, _path(parent, deadlock_fp)) if deadlock_fp is not None else [],
+        deadlock_witness=describe(model, deadlock_steps),
         outcomes=sorted("; ".join(f"{r}={v}" for r, v in zip(shown_refs, o, strict=True)) for o in outcomes),
+        lost_wakeups=lost,
+        bugs=bugs,
+        deadlock_steps=deadlock_steps,
+        lost_wakeup_witness=describe(model, lost_steps),
+        lost_wakeup_steps=lost_steps,
+        bug_witness=describe(model, bug_steps),
+        bug_steps=bug_steps,
+        hang=hang,
     )
 
 

@@ -86,11 +86,12 @@ def run_job(
     job: Job, *, profile: str, seed: int, progress: Callable[[dict[str, Any]], None] | None = None, mutant: str | None = None
 ) -> EngineResult:
     """Run one job; the mutant, if named, must already be applied by the caller."""
+    registry = invariants.load_all()
     if job.engine == "prove":
         from checkers.prove import prove
 
         return prove(invariants.PROOFS[job.names[0]], samples=CROSSCHECK_SAMPLES[profile], seed=seed, mutant=mutant)
-    invs = [invariants.REGISTRY[n] for n in job.names]
+    invs = [registry[n] for n in job.names]
     cls = model_class(job.model)
     if job.engine == "explore":
         from checkers.explore import explore

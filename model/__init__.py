@@ -10,6 +10,7 @@ MODELS = {
     "buddy": "model.mm.buddy:BuddyModel",
     "slub": "model.mm.slab:SlubModel",
     "sched": "model.sched.model:SchedModel",
+    "sync": "model.sync.model:SyncModel",
 }
 
 

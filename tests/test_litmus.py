@@ -247,31 +247,8 @@ def test_locks_taken_in_opposite_orders_deadlock() -> None:
         assert res.deadlock_witness == ["P0: spin_lock(a)", "P1: spin_lock(b)"]
 
 
-AWAIT = """C await
-{}
-P0(int *data, int *flag)
-{
-\tWRITE_ONCE(*data, 1);
-\tsmp_store_release(flag, 1);
-}
-P1(int *data, int *flag, spinlock_t *s)
-{
-\tint r0;
-\tint i;
-\twhile (smp_load_acquire(flag) == 0)
-\t\t;
-\tr0 = READ_ONCE(*data);
-\tfor (i = 0; i < 3; i++)
-\t\tr0 = r0 + 1;
-\tif (spin_trylock(s) && !spin_is_locked(s))
-\t\tr0 = 99;
-}
-forall (1:r0=4)
-"""
-
-
 def test_spin_wait_loop_and_register_loops() -> None:
-    program = parse(AWAIT)
+    program = parse_file(HERE / "spin-wait.litmus")
     assert isinstance(program.threads[1].body[0], While)
     for memory in ("sc", "tso"):
         res = litmus.run(program, memory)
@@ -280,7 +257,7 @@ def test_spin_wait_loop_and_register_loops() -> None:
 
 
 def test_loop_bound_cuts_executions() -> None:
-    program = parse(AWAIT)
+    program = parse_file(HERE / "spin-wait.litmus")
     loop = program.threads[1].body[0]
     assert isinstance(loop, While)
     bounded = type(loop)(loop.cond, loop.body, loop.head, bound=0, line=loop.line)

@@ -23,10 +23,12 @@ from pycparser import c_ast, c_parser
 
 from model.sync.program import (
     BINARY_OPS,
+    KERNEL_CONSTANTS,
     And,
     Assign,
     Atom,
     Binary,
+    Bug,
     Const,
     Expr,
     Fence,
@@ -58,6 +60,7 @@ from model.sync.program import (
     Value,
     While,
 )
+from model.sync.sleep import SLEEPING, Sleepers, lower_sleeping
 
 
 class LitmusError(ValueError):
@@ -97,6 +100,8 @@ _TYPES = (
     "bool",
     "uintptr_t",
     "intptr_t",
+    "wait_queue_head_t",
+    "wait_queue_entry_t",
 )
 _PRELUDE = " ".join(f"typedef int {t};" for t in _TYPES)
 
@@ -145,6 +150,8 @@ class _Parser:
         self.text = text
         self.file = file
         self.line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
+        self.locations: dict[str, Value] = {}
+        self.sleepers = Sleepers()
 
     def line_of(self, pos: int) -> int:
         lo, hi = 0, len(self.line_starts)
@@ -201,7 +208,10 @@ class _Parser:
         pointer_inits: list[tuple[int, str, str]] = []  # (line, location or register, target)
         if init is not None:
             self._init_block(init[0], init[1], locations, reg_init, pointer_inits)
-        threads = [self._thread(tid, start, end, locations) for tid, start, end in functions]
+        self.locations = locations
+        parsed = [self._parse_thread(tid, start, end, locations) for tid, start, end in functions]
+        self.sleepers = Sleepers.collect([p[0] for p in parsed], len(functions))
+        threads = [self._lower_thread(tid, *p) for tid, p in enumerate(parsed)]
         for (tid, reg), _ in reg_init.items():
             if reg not in threads[tid].registers:
                 self.fail(
@@ -341,7 +351,9 @@ class _Parser:
 
     # The threads.
 
-    def _thread(self, tid: int, start: int, end: int, locations: dict[str, Value]) -> Thread:
+    def _parse_thread(
+        self, tid: int, start: int, end: int, locations: dict[str, Value]
+    ) -> tuple[c_ast.FuncDef, list[str], int]:
         first = self.line_of(start)
         if first == 1:
             self.fail(start, "a thread function cannot share the header's line")
@@ -367,6 +379,9 @@ class _Parser:
                 locations.setdefault(p.name, 0)
             elif not (isinstance(p, c_ast.Typename) and _is_void(p.type)):
                 self.fail(first, f"P{tid} has a parameter without a name", line=True)
+        return func, params, first
+
+    def _lower_thread(self, tid: int, func: c_ast.FuncDef, params: list[str], first: int) -> Thread:
         lower = _Lower(self, tid, set(params))
         body = tuple(lower.statement(func.body))
         return Thread(tid, body, tuple(lower.registers), first)
@@ -390,7 +405,7 @@ class _Parser:
                 if reg not in threads[tid].registers:
                     self.fail(line, f"{tok}: P{tid} has no register {reg}", line=True)
                 return RegRef(tid, reg)
-            if re.fullmatch(r"[A-Za-z_]\w*", tok):
+            if re.fullmatch(r"[A-Za-z_]\w*(?:\.\w+)*", tok):  # dotted: a sleeping primitive's (P0.state)
                 if tok not in locations:
                     self.fail(line, f"{tok} is no shared location of the test", line=True)
                 return LocRef(tok)
@@ -503,7 +518,7 @@ class _Parser:
         text = _blank_comments(self.text[pos:], ocaml=True)
         out = []
         for m in re.finditer(
-            r"/\\|\\/|!=|<>|P?\d+:[A-Za-z_]\w*|-?0[xX][0-9a-fA-F]+|-?\d+|[A-Za-z_]\w*|\S", text
+            r"/\\|\\/|!=|<>|P?\d+:[A-Za-z_]\w*|-?0[xX][0-9a-fA-F]+|-?\d+|[A-Za-z_]\w*(?:\.\w+)*|\S", text
         ):
             tok = "!=" if m.group() == "<>" else m.group()
             out.append((tok, self.line_of(pos + m.start())))
@@ -635,6 +650,8 @@ class _Lower:
                 return [], Const(0)
             if node.name == "true":
                 return [], Const(1)
+            if node.name in KERNEL_CONSTANTS:
+                return [], Const(KERNEL_CONSTANTS[node.name])
             return [], Reg(self.register(node))
         if isinstance(node, c_ast.UnaryOp):
             if node.op == "*":
@@ -746,6 +763,16 @@ class _Lower:
         elif name == "spin_is_locked":
             arity(1)
             ins = SpinIsLocked(out(), loc(0), line)
+        elif name == "cpu_relax":
+            arity(0)
+            returns_nothing()
+            return []
+        elif name == "BUG_ON":
+            arity(1)
+            returns_nothing()
+            ins = Bug(value(0), line)
+        elif name in SLEEPING:
+            return lower_sleeping(self, name, args, dst, node, value_needed)
         else:
             rmw = self.rmw(name, len(args), node)
             if rmw is None:

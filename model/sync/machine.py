@@ -9,7 +9,11 @@ Register-only work (assignments, branches, loop tests) never is a step of its ow
 step a thread runs on to its next shared instruction, so interleavings differ only where
 threads touch memory. spin_lock waits by being disabled while the lock is held (await, not a
 busy-wait loop), so a thread that can never take the lock leaves a terminal state behind it:
-a deadlock, which the engine reports.
+a deadlock, which the engine reports. So does an Await: schedule() (model/sync/sleep.py) and
+a spin loop that only re-reads one location (``while (!READ_ONCE(*x)) cpu_relax();``) block
+until the value read lets them through, and the engine tells a lost wakeup (only sleepers
+left) from a deadlock by what the blocked threads wait on. A BUG_ON that fires stops the
+execution: no thread steps again.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from model.sync.program import (
     And,
     Assign,
     Atom,
+    Await,
     Binary,
+    Bug,
     Const,
     Expr,
     Fence,
@@ -50,6 +56,7 @@ from model.sync.program import (
 )
 
 CUT = -1  # the pc of a thread whose loop ran past its bound: the execution is dropped
+BUG = -2  # the pc of a thread whose BUG_ON fired: the execution stops there
 _LOCAL_STEPS = 100_000  # register-only steps in a row before a thread is said to spin forever
 
 
@@ -107,6 +114,8 @@ def compile_thread(thread: Thread) -> _Compiled:
                     code[jump] = _Jump(len(code))
                 else:
                     code[branch] = _Branch(ins.cond, len(code), ins.line)
+            elif isinstance(ins, While) and (spin := _spin_await(ins)) is not None:
+                code.append(spin)
             elif isinstance(ins, While):
                 counter = ""
                 if ins.bound is not None:
@@ -134,6 +143,17 @@ def compile_thread(thread: Thread) -> _Compiled:
 
     emit(thread.body)
     return _Compiled(tuple(code), tuple(registers), {r: i for i, r in enumerate(registers)})
+
+
+def _spin_await(loop: While) -> Await | None:
+    """``while (!READ_ONCE(*x)) cpu_relax();`` as an await: an unbounded loop whose body does
+    nothing and whose test reads one location can only leave once that location changes, so
+    the thread is blocked until then. Spinning as a cycle would hide a hang (the spinner is
+    always enabled, so no state is terminal) and cost a state per re-read."""
+    if loop.bound is not None or loop.body or len(loop.head) != 1 or not isinstance(loop.head[0], Load):
+        return None
+    load = loop.head[0]
+    return Await(load.dst, load.addr, Unary("!", loop.cond), load.order, "spin", loop.line)
 
 
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {
@@ -212,10 +232,14 @@ class LitmusState:
 
 
 def _execute_domain(m: LitmusModel, s: LitmusState) -> Iterable[tuple[int, int]]:
+    if m.bugged(s):
+        return []
     return [(tid, c) for tid in range(len(s.threads)) for c in range(len(m.outcomes(s, tid)))]
 
 
 def _flush_domain(m: LitmusModel, s: LitmusState) -> Iterable[tuple[int, str]]:
+    if m.bugged(s):
+        return []
     return [(cpu, m.locations[loc]) for cpu, loc in m.memory.internal(s.mem)]
 
 
@@ -269,6 +293,23 @@ class LitmusModel(Model[LitmusState, LitmusConfig]):
     def cut(self, state: LitmusState) -> bool:
         """Some thread ran a loop past its bound."""
         return any(pc == CUT for pc, _ in state.threads)
+
+    def bugged(self, state: LitmusState) -> list[int]:
+        """The threads whose BUG_ON fired."""
+        return [tid for tid, (pc, _) in enumerate(state.threads) if pc == BUG]
+
+    def blocked(self, state: LitmusState) -> dict[int, str]:
+        """The threads that have not finished, each with what it waits on: "sleep" (schedule),
+        "futex" (futex_wait), "spin" (an await loop), "lock" (spin_lock), or "other"."""
+        out: dict[int, str] = {}
+        for tid in range(len(state.threads)):
+            if self.done(state, tid) or state.threads[tid][0] in (CUT, BUG):
+                continue
+            ins = self.instruction(state, tid)
+            out[tid] = (
+                ins.kind if isinstance(ins, Await) else "lock" if isinstance(ins, SpinLock) else "other"
+            )
+        return out
 
     def final_values(self, state: LitmusState) -> dict[RegRef | LocRef, Value]:
         """Every register and location by its final-clause name, in a settled state."""
@@ -339,6 +380,14 @@ class LitmusModel(Model[LitmusState, LitmusConfig]):
                 (m, put(ins.dst, int(old == 0)), old)
                 for old, m in model.rmw(mem, tid, loc_of(ins.addr), _take_if_free, "acquire")
             ]
+        if isinstance(ins, Await):
+            # Blocked (no outcome) while the value read fails the condition.
+            ready: list[tuple[Mem, tuple[Value, ...], Value | None]] = []
+            for v, m in model.load(mem, tid, loc_of(ins.addr), ins.order):
+                after = put(ins.dst, v)
+                if evaluate(ins.cond, after, index):
+                    ready.append((m, after, v))
+            return ready
         if isinstance(ins, SpinIsLocked):
             return [
                 (m, put(ins.dst, int(v != 0)), v) for v, m in model.load(mem, tid, loc_of(ins.addr), "once")
@@ -364,11 +413,32 @@ class LitmusModel(Model[LitmusState, LitmusConfig]):
                     pc = ins.target
                 elif isinstance(ins, _Cut):
                     return CUT, regs
+                elif isinstance(ins, Bug):
+                    if evaluate(ins.cond, regs, index):
+                        return BUG, regs
+                    pc += 1
                 else:
                     return pc, regs
             except ProgramError as e:
                 raise ProgramError(f"P{tid} line {ins.line}: {e}") from None  # type: ignore[union-attr]
         raise ProgramError(f"P{tid} runs {_LOCAL_STEPS} steps without touching memory: an endless loop")
+
+
+_WAITS = {
+    "sleep": "sleeps in schedule()",
+    "futex": "sleeps in futex_wait()",
+    "spin": "spins on a location no one will change",
+    "lock": "waits for a spin lock no one will release",
+    "other": "cannot go on",
+}
+
+
+def describe_hang(blocked: dict[int, str], sleeping: bool) -> str:
+    """One sentence for a terminal state with blocked threads."""
+    who = ", ".join(f"P{tid} {_WAITS[kind]}" for tid, kind in sorted(blocked.items()))
+    if sleeping:
+        return f"lost wakeup: {who}, and every other task has finished, so none is left to wake it"
+    return f"deadlock: {who}"
 
 
 def _take(old: Value) -> Value:

@@ -191,8 +191,67 @@ class While:
     line: int = 0
 
 
-Instr = Load | Store | Fence | Rmw | SpinLock | SpinUnlock | SpinTrylock | SpinIsLocked | Assign | If | While
-SHARED = (Load, Store, Fence, Rmw, SpinLock, SpinUnlock, SpinTrylock, SpinIsLocked)
+# Sleeping and waiting, beyond what herd expresses. The sleeping primitives (set_current_state,
+# schedule, wake_up_process, wait queues, futexes) are lowered by the parser into the loads,
+# stores, fences and locks the kernel performs, plus Await where a task blocks.
+
+AwaitKind = Literal["spin", "sleep", "futex"]
+
+
+@dataclass(frozen=True)
+class Await:
+    """dst = load(*addr), taken only once ``cond`` (over the registers, dst holding the value
+    read) holds: until then the thread is blocked, not spinning.
+
+    "sleep" is schedule() waiting for a wake-up to set the task state to TASK_RUNNING, "futex"
+    the same inside futex_wait(), "spin" a busy-wait loop (``while (!READ_ONCE(*x))
+    cpu_relax();``) whose only effect is to re-read memory. A terminal state with a blocked
+    thread is a hang: the engine names it a lost wakeup or a deadlock by these kinds."""
+
+    dst: str
+    addr: Expr
+    cond: Expr
+    order: Order = "once"
+    kind: AwaitKind = "spin"
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Bug:
+    """BUG_ON(cond): the execution stops with an assertion failure when cond holds."""
+
+    cond: Expr
+    line: int = 0
+
+
+Instr = (
+    (Load | Store | Fence | Rmw | SpinLock | SpinUnlock | SpinTrylock | SpinIsLocked | Assign | If | While)
+    | Await
+    | Bug
+)
+SHARED = (Load, Store, Fence, Rmw, SpinLock, SpinUnlock, SpinTrylock, SpinIsLocked, Await)
+
+# Task states (include/linux/sched.h) and wait-queue entry flags (include/linux/wait.h).
+TASK_RUNNING = 0
+TASK_INTERRUPTIBLE = 1
+TASK_UNINTERRUPTIBLE = 2
+TASK_NORMAL = TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE
+WQ_FLAG_EXCLUSIVE = 0x01
+WQ_FLAG_WOKEN = 0x02
+KERNEL_CONSTANTS: dict[str, int] = {
+    "TASK_RUNNING": TASK_RUNNING,
+    "TASK_INTERRUPTIBLE": TASK_INTERRUPTIBLE,
+    "TASK_UNINTERRUPTIBLE": TASK_UNINTERRUPTIBLE,
+    "TASK_NORMAL": TASK_NORMAL,
+    "WQ_FLAG_EXCLUSIVE": WQ_FLAG_EXCLUSIVE,
+    "WQ_FLAG_WOKEN": WQ_FLAG_WOKEN,
+    "MAX_SCHEDULE_TIMEOUT": 2**63 - 1,  # LONG_MAX
+}
+
+
+def task_state(tid: int) -> str:
+    """The location of task P<tid>'s ``state`` (read by wakers, so it is shared memory)."""
+    return f"P{tid}.state"
 
 
 # The final clause: a proposition over ``N:reg`` and shared locations.
@@ -364,4 +423,10 @@ def show_instr(ins: Instr) -> str:
         return f"{ins.dst} = spin_is_locked({show_expr(ins.addr)})"
     if isinstance(ins, Assign):
         return f"{ins.dst} = {show_expr(ins.value)}"
+    if isinstance(ins, Await):
+        what = {"sleep": "schedule()", "futex": "schedule() in futex_wait"}.get(ins.kind, "spin")
+        load = _LOADS.get(ins.order, "load(*{a})").format(a=show_expr(ins.addr))
+        return f"{what}: {ins.dst} = {load} until {show_expr(ins.cond)}"
+    if isinstance(ins, Bug):
+        return f"BUG_ON({show_expr(ins.cond)})"
     return type(ins).__name__
