@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import invariants
@@ -67,3 +69,24 @@ def test_sched_deep_random_runs(config: str) -> None:
         SchedModel.from_profile(config), invariants.for_model("sched"), profile=PROFILES["deep"], seed_value=1
     )
     assert result.status == "pass", result.counterexample
+
+
+def _protocols() -> list[Path]:
+    import model.sync
+
+    return sorted(Path(model.sync.__file__).parent.joinpath("protocols").glob("*.litmus"))
+
+
+@pytest.mark.parametrize("memory", ["sc", "tso"])
+@pytest.mark.parametrize("path", _protocols(), ids=lambda p: p.stem)
+def test_axiomatic_agrees_with_the_explorer_on_every_protocol(path: Path, memory: str) -> None:
+    """The lll-mutex files take z3 up to 20 s under TSO: too slow for CI, which compares the
+    two engines on every litmus test instead (tests/test_axiomatic.py)."""
+    from checkers import litmus
+    from checkers.axiomatic import axiomatic_verdict
+    from model.sync.litmus import parse_file
+
+    program = parse_file(path)
+    operational = litmus.run(program, memory)
+    axiomatic = axiomatic_verdict(program, memory)
+    assert (axiomatic.verdict, axiomatic.holds) == (operational.verdict, operational.holds)
