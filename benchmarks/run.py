@@ -124,6 +124,7 @@ class SpinRun:
     compile_seconds: float  # spin -a and gcc
     pan_seconds: float  # wall time of ./pan, measured here
     pan_reported_seconds: float | None  # pan's own "elapsed time"
+    output: str = ""  # pan's report, for the kinds of error found
 
 
 def spin_missing() -> str | None:
@@ -133,9 +134,9 @@ def spin_missing() -> str | None:
     return None
 
 
-def run_spin(pml: Path, defines: dict[str, int]) -> SpinRun:
-    """Compile and run a Promela model exhaustively: no partial-order reduction (the twins
-    have one process, so it would not apply anyway), safety only, assertions checked."""
+def run_spin(pml: Path, defines: dict[str, int], pan_args: tuple[str, ...] = ("-m100000",)) -> SpinRun:
+    """Compile and run a Promela model exhaustively: no partial-order reduction (the 2PC
+    twin has one process, so it would not apply anyway), safety only, assertions checked."""
     with tempfile.TemporaryDirectory(prefix="kinv-spin-") as tmp:
         t0 = time.perf_counter()
         subprocess.run(["spin", "-a", *(f"-D{k}={v}" for k, v in defines.items()), str(pml)], cwd=tmp,
@@ -143,7 +144,7 @@ def run_spin(pml: Path, defines: dict[str, int]) -> SpinRun:
         subprocess.run(["gcc", "-O2", "-DNOREDUCE", "-DSAFETY", "-o", "pan", "pan.c"], cwd=tmp, check=True,
                        capture_output=True)
         t1 = time.perf_counter()
-        text = subprocess.run(["./pan", "-m100000"], cwd=tmp, capture_output=True, text=True).stdout
+        text = subprocess.run(["./pan", *pan_args], cwd=tmp, capture_output=True, text=True).stdout
         t2 = time.perf_counter()
     stored = re.search(r"(\d+) states, stored", text)
     errors = re.search(r"errors: (\d+)", text)
@@ -151,7 +152,7 @@ def run_spin(pml: Path, defines: dict[str, int]) -> SpinRun:
     if stored is None or errors is None:
         raise RuntimeError(f"unexpected pan output:\n{text}")
     return SpinRun(int(stored.group(1)), int(errors.group(1)), round(t1 - t0, 3), round(t2 - t1, 3),
-                   float(elapsed.group(1)) if elapsed else None)
+                   float(elapsed.group(1)) if elapsed else None, text)
 
 
 def spin_version() -> str | None:
@@ -254,6 +255,152 @@ def prove_all(quick: bool) -> Section:
     return section
 
 
+# ---- Lock and wake-up protocols ---------------------------------------------------------------
+
+PROTOCOLS = ROOT / "model" / "sync" / "protocols"
+MEMORIES = ("sc", "tso")
+
+
+def protocol_verdict(r: Any) -> str:
+    """A protocol run in a few words: "holds", or what went wrong."""
+    if not r.complete:
+        return "bounded"
+    wrong = [what for what, n in (("BUG_ON", r.bugs), ("lost wakeup", r.lost_wakeups),
+                                  ("deadlock", r.deadlocks), ("loop bound", r.cut)) if n]
+    if not r.holds:
+        wrong.append("clause fails")
+    return ", ".join(wrong) or "holds"
+
+
+def reductions() -> tuple[str, ...]:
+    """The reductions checkers.litmus.run offers besides none."""
+    from checkers.litmus import REDUCTIONS
+
+    return tuple(r for r in REDUCTIONS if r != "none")
+
+
+def sync_protocols(quick: bool) -> Section:
+    """The operational engine on every lock and wake-up protocol, under SC and TSO."""
+    from checkers.litmus import run
+    from model.sync.litmus import parse_file
+
+    section = Section()
+    extra = reductions()
+    for path in sorted(PROTOCOLS.glob("*.litmus")):
+        program = parse_file(path)
+        for memory in MEMORIES:
+            r = run(program, memory)
+            row: dict[str, Any] = {
+                "case": f"{path.stem} {memory}", "states": r.states, "transitions": r.transitions,
+                "seconds": r.seconds, "states_per_second": round(r.states / r.seconds) if r.seconds else None,
+                "verdict": protocol_verdict(r),
+            }
+            for name in extra:
+                reduced = run(program, memory, reduction=name)
+                row[f"states_{name}"] = reduced.states
+                row[f"seconds_{name}"] = reduced.seconds
+                if protocol_verdict(reduced) != row["verdict"]:
+                    section.status = "failed"
+                    section.reason = f"{path.stem} {memory}: {name} gives {protocol_verdict(reduced)}"
+            section.rows.append(row)
+    return section
+
+
+def _with_threads(text: str, threads: int) -> str:
+    """lll-mutex.litmus with more threads: copies of P1 and the final count raised."""
+    body = re.search(r"^P1\(.*?^}\n", text, re.M | re.S)
+    assert body is not None
+    copies = "".join("\n" + body.group(0).replace("P1(", f"P{i}(", 1) for i in range(2, threads))
+    text = text[: body.end()] + copies + text[body.end():]
+    return text.replace("cnt=2", f"cnt={threads}").replace("C lll-mutex", f"C lll-mutex-{threads}", 1)
+
+
+def _spin_verdict(run: SpinRun) -> str:
+    if not run.errors:
+        return "holds"
+    kinds = [what for what, text in (("assertion", "assertion violated"), ("invalid end state", "invalid end state"))
+             if text in run.output]
+    return ", ".join(kinds) or "errors"
+
+
+# Twin, defines, protocol file, threads (None: as in the file).
+SPIN_TWINS: list[tuple[str, dict[str, int], str, int | None]] = [
+    ("sleep_wake.pml", {"MB": 1}, "sleep-wake", None),
+    ("sleep_wake.pml", {"MB": 0}, "sleep-wake+no-mb", None),
+    ("lll_mutex.pml", {"NT": 2}, "lll-mutex", 2),
+    ("lll_mutex.pml", {"NT": 2, "WAKE_ON": 1}, "lll-mutex+wake-on-1", 2),
+    ("lll_mutex.pml", {"NT": 3}, "lll-mutex", 3),
+]
+
+
+def sync_spin(quick: bool) -> Section:
+    """Spin on the Promela twins of sleep/wake and the lowlevellock mutex, beside kinv."""
+    from checkers.litmus import run
+    from model.sync.litmus import parse, parse_file
+
+    missing = spin_missing()
+    if missing:
+        return Section(status="skipped", reason=missing)
+    section = Section()
+    extra = reductions()
+    for pml, defines, stem, threads in SPIN_TWINS:
+        if quick and threads == 3:
+            continue
+        path = PROTOCOLS / f"{stem}.litmus"
+        program = parse_file(path) if threads in (None, 2) else parse(_with_threads(path.read_text(), threads))
+        for memory in MEMORIES:
+            ours = run(program, memory)
+            tso = {"TSO": 1} if memory == "tso" else {}
+            # -c0: go on past errors, so that the state count is the whole space's.
+            spin = run_spin(HERE / "promela" / pml, {**defines, **tso}, ("-m100000", "-c0"))
+            row = {
+                "case": f"{stem}{f' x{threads}' if threads else ''} {memory}",
+                "states": ours.states, "seconds": ours.seconds, "verdict": protocol_verdict(ours),
+                "spin_states": spin.states_stored, "spin_seconds": spin.pan_seconds,
+                "spin_reported_seconds": spin.pan_reported_seconds, "spin_errors": spin.errors,
+                "spin_verdict": _spin_verdict(spin),
+                "agree": ours.correct == (spin.errors == 0),
+            }
+            for name in extra:
+                row[f"states_{name}"] = run(program, memory, reduction=name).states
+            if not row["agree"]:
+                section.status = "failed"
+                section.reason = f"{row['case']}: kinv {row['verdict']}, Spin {row['spin_verdict']}"
+            section.rows.append(row)
+    return section
+
+
+def litmus_z3(quick: bool) -> Section:
+    """z3 solve time of the axiomatic engine on every litmus test and protocol, SC and TSO."""
+    import statistics
+
+    from checkers.axiomatic import Unsupported, axiomatic_verdict
+    from checkers.litmus import litmus_files
+    from model.sync.litmus import LitmusError, parse_file
+
+    shared = Path("/work/shared/litmus/linux")
+    suites = {"linux" if shared.is_dir() else "tests": shared if shared.is_dir() else ROOT / "tests" / "litmus",
+              "protocols": PROTOCOLS}
+    section = Section()
+    for suite, folder in suites.items():
+        for memory in MEMORIES:
+            times: dict[str, float] = {}
+            unsupported = 0
+            for path in litmus_files([folder])[: 10 if quick else None]:
+                try:
+                    times[str(path.relative_to(folder))] = axiomatic_verdict(parse_file(path), memory).seconds
+                except (Unsupported, LitmusError):
+                    unsupported += 1
+            slowest = max(times, key=times.__getitem__, default=None)
+            section.rows.append({
+                "case": f"{suite} {memory}", "tests": len(times), "unsupported": unsupported,
+                "total_seconds": round(sum(times.values()), 3),
+                "median_seconds": round(statistics.median(times.values()), 4) if times else None,
+                "slowest": slowest, "slowest_seconds": times.get(slowest) if slowest else None,
+            })
+    return section
+
+
 # Section name -> function(quick) -> Section, run in this order.
 SECTIONS: dict[str, Callable[[bool], Section]] = {
     "explore_2pc": explore_2pc,
@@ -264,6 +411,9 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "stateful_slub": functools.partial(stateful_model, "slub"),
     "stateful_sched": functools.partial(stateful_model, "sched"),
     "prove": prove_all,
+    "sync_protocols": sync_protocols,
+    "sync_spin": sync_spin,
+    "litmus_z3": litmus_z3,
 }
 
 

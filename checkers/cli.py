@@ -99,6 +99,13 @@ def build_parser() -> Parser:
     lt.add_argument("--max-states", type=positive_int, default=None, help="stop a search after this many states")
     lt.add_argument("-v", "--verbose", action="store_true", help="show each test's outcomes and witness")
     lt.add_argument(
+        "--reduction",
+        default="none",
+        help="none, sleep (sleep sets), por (sleep and persistent sets), symmetry, or por+symmetry: the "
+        "reduced search gives the verdict and its states, the full one the shortest witnesses and its "
+        "states beside them (default none)",
+    )
+    lt.add_argument(
         "--engine",
         default="operational",
         help="comma-separated engines: operational (every interleaving), axiomatic (z3 over candidate "
@@ -287,6 +294,13 @@ def cmd_mutants(args: argparse.Namespace, console: Console) -> int:
     return 0 if all(o.killed for o in outcomes) and not orphans else 1
 
 
+def _states_cell(res: Any) -> str:
+    """A search's states, with the full search's after them when it was reduced."""
+    if res.unreduced_states is None:
+        return f"{res.states:,}"
+    return f"{res.states:,} of {res.unreduced_states:,}"
+
+
 def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
@@ -306,10 +320,16 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
     operational, axiomatic = "operational" in engines, "axiomatic" in engines
     if args.json is not None and not args.json.parent.is_dir():
         raise UsageError(f"--json {args.json}: no directory {args.json.parent}")
+    if args.reduction not in litmus.REDUCTIONS:
+        raise UsageError(
+            f"--reduction {args.reduction}: unknown reduction (known: {', '.join(litmus.REDUCTIONS)})"
+        )
     max_states = args.max_states or litmus.DEFAULT_MAX_STATES
     start = time.perf_counter()
     try:
-        reports = litmus.run_paths(args.paths, models if operational else (), max_states=max_states)
+        reports = litmus.run_paths(
+            args.paths, models if operational else (), max_states=max_states, reduction=args.reduction
+        )
     except LitmusError as e:
         raise UsageError(str(e)) from None
     ax_results: dict[str, dict[str, Any]] = {}
@@ -366,7 +386,7 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
                 style = styles.get(verdict, "")
                 text = f"{text}: {verdict}" if verdict else text
                 cells.append(f"[{style}]{text}[/]" if style else text)
-        state_cells = ["/".join(f"{r.results[m].states:,}" for m in models)] if operational else []
+        state_cells = ["/".join(_states_cell(r.results[m]) for m in models)] if operational else []
         table.add_row(r.name, r.expected, *cells, *state_cells)
     console.print(table)
     for r in reports:
@@ -409,6 +429,7 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
                 for n, line in enumerate(ax.reads_from, 1):
                     console.print(f"    {n:2}. {line}")
     states = sum(res.states for r in reports for res in r.results.values())
+    full = sum(res.unreduced_states or 0 for r in reports for res in r.results.values())
     verdicts = sum(len(r.results) for r in reports) or sum(
         not isinstance(ax, Unsupported) for per in ax_results.values() for ax in per.values()
     )
@@ -417,6 +438,7 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
         f"{tally[litmus.AGREES]} agree with LKMM, {tally[litmus.STRONGER]} stronger than LKMM, "
         f"{tally[litmus.DISAGREES]} disagree, {tally['bounded']} stopped at the state bound; "
         + (f"{states:,} states " if operational else "")
+        + (f"({full:,} without {args.reduction}) " if operational and args.reduction != "none" else "")
         + f"in {seconds:.2f} s"
     )
     if axiomatic:

@@ -31,15 +31,34 @@ import csv
 import time
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from model.contract import Step
 from model.sync.litmus import LitmusError, UnsupportedPrimitive, parse_file, stated_result
-from model.sync.machine import LitmusConfig, LitmusModel, LitmusState, ProgramError, describe_hang
-from model.sync.memory import MEMORY_MODELS
-from model.sync.program import LocRef, Program, RegRef, eval_prop, prop_refs, show_instr
+from model.sync.machine import (
+    LitmusConfig,
+    LitmusModel,
+    LitmusState,
+    ProgramError,
+    describe_hang,
+    evaluate,
+)
+from model.sync.memory import MEMORY_MODELS, TSO
+from model.sync.program import (
+    Await,
+    Bug,
+    Const,
+    Load,
+    LocRef,
+    Program,
+    RegRef,
+    SpinIsLocked,
+    eval_prop,
+    prop_refs,
+    show_instr,
+)
 
 DEFAULT_MAX_STATES = 2_000_000
 
@@ -77,6 +96,10 @@ class LitmusResult:
     bug_witness: list[str] = field(default_factory=list)
     bug_steps: list[Step] = field(default_factory=list)
     hang: str = ""  # what the first lost wakeup or deadlock found looks like
+    reduction: str = "none"
+    # The full search's counts, when a reduced one is compared with it (run(compare=True)).
+    unreduced_states: int | None = None
+    unreduced_transitions: int | None = None
 
     @property
     def correct(self) -> bool:
@@ -113,19 +136,77 @@ class LitmusResult:
             "bugs": self.bugs,
             "bug_witness": self.bug_witness,
             "hang": self.hang,
+            "reduction": self.reduction,
+            "unreduced_states": self.unreduced_states,
+            "unreduced_transitions": self.unreduced_transitions,
         }
 
 
-def run(program: Program, memory: str = "sc", *, max_states: int = DEFAULT_MAX_STATES) -> LitmusResult:
+def run(
+    program: Program,
+    memory: str = "sc",
+    *,
+    max_states: int = DEFAULT_MAX_STATES,
+    reduction: str = "none",
+    compare: bool = False,
+) -> LitmusResult:
     """Breadth-first search of every state of ``program`` under ``memory``; the verdict of its
-    final clause. Raises ProgramError if a thread goes wrong (a pointer used as a number)."""
+    final clause. Raises ProgramError if a thread goes wrong (a pointer used as a number).
+
+    Reductions (Godefroid, "Partial-Order Methods for the Verification of Concurrent
+    Systems", 1996): ``"sleep"`` prunes transitions with sleep sets, visiting every reachable
+    state; ``"por"`` adds persistent sets, taking only one thread's steps where no other
+    thread can ever touch what they touch, so some non-terminal states are skipped. Every
+    property the engine reports is of terminal states, which both keep, so the verdict,
+    outcomes and hang, BUG_ON and cut counts are those of the full search; only the witnesses
+    may be longer than the shortest ones, which is why the default is ``"none"``.
+
+    ``"symmetry"`` merges states that differ only by a permutation of identical threads (same
+    code and initial registers, none of their registers in the final clause), and
+    ``"por+symmetry"`` adds persistent sets to it (without sleep sets, whose transitions name
+    threads). Final states that differ only so are counted once, so ``positive``, ``negative``
+    and the hang counts may be smaller; the verdict, outcomes and whether any execution hangs
+    or hits a BUG_ON are those of the full search.
+
+    With ``compare``, a reduced search is followed by the full one, whose state and
+    transition counts the result carries, and whose witnesses, the shortest, it reports."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r} (known: {', '.join(REDUCTIONS)})")
+    if compare and reduction != "none":
+        reduced = run(program, memory, max_states=max_states, reduction=reduction)
+        full = run(program, memory, max_states=max_states)
+        return replace(
+            full,
+            reduction=reduction,
+            states=reduced.states,
+            transitions=reduced.transitions,
+            seconds=reduced.seconds,
+            unreduced_states=full.states,
+            unreduced_transitions=full.transitions,
+        )
     model = LitmusModel(LitmusConfig(program, memory))
+    por = reduction != "none"
+    use_sleep_sets = reduction in ("sleep", "por")  # sleep sets name threads: not under symmetry
+    may_bug = [any(isinstance(ins, Bug) for ins in comp.code) for comp in model.compiled]
+    table = _Conflicts(model) if reduction in ("por", "por+symmetry") else None
+    groups = symmetric_groups(program) if "symmetry" in reduction else []
+
+    def fingerprint(state: LitmusState) -> Hashable:
+        return _canonical(model, state, groups) if groups else state.fingerprint()
+
+    sleep: dict[Hashable, frozenset[Hashable]] = {}  # the state's sleep set: keys not to take
+    taken: dict[Hashable, set[Hashable]] = {}  # the keys already taken from the state
+    pending: set[Hashable] = set()  # states in the queue
+    expanded: set[Hashable] = set()
     final = program.final
     shown_refs = _unique([*final.locations, *prop_refs(final.prop)])
     start = time.perf_counter()
     init = model.init_state()
-    parent: dict[Hashable, tuple[Hashable, Step] | None] = {init.fingerprint(): None}
+    parent: dict[Hashable, tuple[Hashable, Step] | None] = {fingerprint(init): None}
     queue: deque[LitmusState] = deque([init])
+    if por:
+        sleep[fingerprint(init)] = frozenset()
+        pending.add(fingerprint(init))
     positive = negative = filtered = deadlocks = cut = transitions = lost = bugs = 0
     witness_fp: Hashable | None = None
     deadlock_fp: Hashable | None = None
@@ -137,13 +218,50 @@ def run(program: Program, memory: str = "sc", *, max_states: int = DEFAULT_MAX_S
     want = final.quantifier != "forall"  # the witness satisfies P, or for forall violates it
     while queue:
         state = queue.popleft()
-        fp = state.fingerprint()
-        terminal = True
-        for act, args in model.enabled(state):
-            terminal = False
+        fp = fingerprint(state)
+        enabled = list(model.enabled(state))
+        terminal = not enabled
+        if por:
+            revisit = fp in expanded  # expanded before: only what a smaller sleep set wakes
+            expanded.add(fp)
+            pending.discard(fp)
+            asleep = sleep[fp]
+            done = taken.setdefault(fp, set())
+            feet: dict[Hashable, _Foot] = {
+                (act.name, args): _footprint(model, state, act, args, may_bug) for act, args in enabled
+            }
+            slept = [k for k in asleep if k in feet]
+            siblings: list[Hashable] = []
+            if table is not None:
+                ample = table.ample(state, feet)
+                if ample is not None:
+                    enabled = [(a, g) for a, g in enabled if (a.name, g) in ample]
+        for act, args in enabled:
+            if por:
+                key = (act.name, args)
+                if key in asleep or key in done:
+                    continue
+                done.add(key)
+                foot = feet[key]
+                znew = frozenset(
+                    k for k in (*slept, *siblings) if use_sleep_sets and _independent(feet[k], foot)
+                )
+                siblings.append(key)
             nxt, _ = model.step(state, act, args)
             transitions += 1
-            nfp = nxt.fingerprint()
+            nfp = fingerprint(nxt)
+            if por:
+                old = sleep.get(nfp)
+                if old is None:
+                    sleep[nfp] = znew
+                elif not old <= znew:
+                    # Reached again with fewer transitions asleep: those woken must be taken
+                    # from it too (the state-caching fix of Godefroid's sleep-set search).
+                    sleep[nfp] = old & znew
+                    if nfp in parent and nfp not in pending:
+                        pending.add(nfp)
+                        queue.append(nxt)
+                        continue
             if nfp in parent:
                 continue
             if len(parent) >= max_states:
@@ -152,7 +270,9 @@ def run(program: Program, memory: str = "sc", *, max_states: int = DEFAULT_MAX_S
                 break
             parent[nfp] = (fp, Step(act.name, args))
             queue.append(nxt)
-        if not terminal:
+            if por:
+                pending.add(nfp)
+        if not terminal or (por and revisit):
             continue
         if model.bugged(state):
             bugs += 1
@@ -223,7 +343,142 @@ def run(program: Program, memory: str = "sc", *, max_states: int = DEFAULT_MAX_S
         bug_witness=describe(model, bug_steps),
         bug_steps=bug_steps,
         hang=hang,
+        reduction=reduction,
     )
+
+
+REDUCTIONS = ("none", "sleep", "por", "symmetry", "por+symmetry")
+
+
+def _shape(obj: Any) -> Any:
+    """An instruction tree with its source lines left out, to compare two threads' code."""
+    if isinstance(obj, tuple):
+        return tuple(_shape(o) for o in obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        return (
+            type(obj).__name__,
+            *(_shape(getattr(obj, f)) for f in obj.__dataclass_fields__ if f != "line"),
+        )
+    return obj
+
+
+def symmetric_groups(program: Program) -> list[list[int]]:
+    """Groups of two or more threads that a permutation maps onto each other: the same code
+    and registers, the same initial registers, and no register of theirs in the final clause,
+    its filter or its locations (which then read the same after any permutation)."""
+    final = program.final
+    named = {
+        r.tid
+        for r in [*final.locations, *prop_refs(final.prop), *prop_refs(final.filter)]
+        if isinstance(r, RegRef)
+    }
+    by_shape: dict[Any, list[int]] = {}
+    for t in program.threads:
+        if t.tid in named:
+            continue
+        init = tuple(program.reg_init.get((t.tid, r), 0) for r in t.registers)
+        by_shape.setdefault((_shape(t.body), t.registers, init), []).append(t.tid)
+    return [tids for tids in by_shape.values() if len(tids) > 1]
+
+
+def _canonical(model: LitmusModel, state: LitmusState, groups: list[list[int]]) -> Hashable:
+    """The fingerprint with each group's threads sorted, each with its CPU's store buffer."""
+    threads = list(state.threads)
+    # TSO's memory is (values, per-CPU buffers); SC's has nothing per CPU.
+    bufs: list[Any] | None = list(state.mem[1]) if isinstance(model.memory, TSO) else None  # type: ignore[index]
+    for tids in groups:
+        items = sorted(((threads[t], bufs[t] if bufs is not None else ()) for t in tids), key=repr)
+        for t, (thread, buf) in zip(tids, items, strict=True):
+            threads[t] = thread
+            if bufs is not None:
+                bufs[t] = buf
+    mem = (state.mem[0], tuple(bufs)) if bufs is not None else state.mem  # type: ignore[index]
+    return (tuple(threads), mem)
+
+
+# A transition's footprint: (thread or CPU, location touched or None, writes it, global). A
+# store-buffer flush of (cpu, loc) belongs to cpu and writes loc; a fence touches only its
+# CPU's buffer; a step after which a BUG_ON fires stops every thread, so it is global.
+_Foot = tuple[int, int | None, bool, bool]
+
+
+def _footprint(
+    model: LitmusModel, state: LitmusState, act: Any, args: tuple[Any, ...], may_bug: list[bool]
+) -> _Foot:
+    if act.name == "flush":
+        cpu, loc = args
+        return (cpu, model.loc_index[loc], True, False)
+    tid = args[0]
+    ins = model.instruction(state, tid)
+    bug = may_bug[tid] and bool(model.bugged(model.step(state, act, args)[0]))
+    addr = getattr(ins, "addr", None)
+    if addr is None:
+        return (tid, None, False, bug)
+    pc, regs = state.threads[tid]
+    comp = model.compiled[tid]
+    where = evaluate(addr, regs, comp.index)
+    loc = model.loc_index[where] if isinstance(where, str) else None
+    writes = not isinstance(ins, (Load, Await, SpinIsLocked))
+    return (tid, loc, writes, bug)
+
+
+def _independent(a: _Foot, b: _Foot) -> bool:
+    """Steps that commute and neither enables nor disables the other."""
+    if a[0] == b[0] or a[3] or b[3]:
+        return False
+    return a[1] is None or b[1] is None or a[1] != b[1] or not (a[2] or b[2])
+
+
+class _Conflicts:
+    """What each thread (and its CPU's store buffer) may ever touch, from its code: a step
+    that conflicts with none of the other threads' is a persistent set on its own."""
+
+    def __init__(self, model: LitmusModel) -> None:
+        self.model = model
+        n = len(model.locations)
+        self.reads: list[set[int]] = []
+        self.writes: list[set[int]] = []
+        self.may_bug = [any(isinstance(ins, Bug) for ins in comp.code) for comp in model.compiled]
+        for comp in model.compiled:
+            reads: set[int] = set()
+            writes: set[int] = set()
+            for ins in comp.code:
+                addr = getattr(ins, "addr", None)
+                if addr is None:
+                    continue
+                where = addr.value if isinstance(addr, Const) else None
+                locs = {model.loc_index[where]} if isinstance(where, str) else set(range(n))
+                (reads if isinstance(ins, (Load, Await, SpinIsLocked)) else writes).update(locs)
+            self.reads.append(reads)
+            self.writes.append(writes)
+
+    def ample(self, state: LitmusState, feet: dict[Hashable, _Foot]) -> set[Hashable] | None:
+        """The steps of the first thread whose steps no other thread can ever depend on, or
+        None. Its CPU's buffer must be empty (a flush is the CPU's own step, and writes)."""
+        model = self.model
+        by_thread: dict[int, set[Hashable]] = {}
+        for key, foot in feet.items():
+            by_thread.setdefault(foot[0], set()).add(key)
+        live = [u for u in range(len(state.threads)) if not model.done(state, u)]
+        for tid, keys in by_thread.items():
+            if any(k[0] != "execute" for k in keys):  # type: ignore[index]
+                continue
+            if any(self.may_bug[u] for u in live if u != tid):
+                return None  # a BUG_ON elsewhere stops this thread too
+            if all(self._private(tid, feet[k]) for k in keys):
+                return keys
+        return None
+
+    def _private(self, tid: int, foot: _Foot) -> bool:
+        _, loc, writes, bug = foot
+        if bug:
+            return False
+        if loc is None:
+            return True
+        for u in range(len(self.reads)):
+            if u != tid and (loc in self.writes[u] or (writes and loc in self.reads[u])):
+                return False
+        return True
 
 
 def _unique(refs: Iterable[RegRef | LocRef]) -> list[RegRef | LocRef]:
@@ -359,6 +614,7 @@ def run_paths(
     models: Sequence[str] = ("sc", "tso"),
     *,
     max_states: int = DEFAULT_MAX_STATES,
+    reduction: str = "none",
 ) -> list[FileReport]:
     """Parse every litmus file first (a malformed one raises LitmusError before anything runs),
     then run each under each memory model."""
@@ -384,7 +640,9 @@ def run_paths(
             continue
         for memory in models:
             try:
-                report.results[memory] = run(program, memory, max_states=max_states)
+                report.results[memory] = run(
+                    program, memory, max_states=max_states, reduction=reduction, compare=reduction != "none"
+                )
             except ProgramError as e:
                 raise LitmusError(report.file, 0, str(e)) from None
     return [r for r, _ in parsed]
