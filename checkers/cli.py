@@ -305,7 +305,8 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
     from checkers import litmus
-    from model.sync.litmus import LitmusError
+    from model.sync.litmus import LitmusError, parse_file
+    from model.sync.machine import LitmusConfig, LitmusModel
     from model.sync.memory import MEMORY_MODELS
 
     models = list(dict.fromkeys(m.strip() for m in args.model.split(",")))
@@ -407,17 +408,17 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
                 console.print(f"{r.name} under {m}: {res.verdict} (positive {res.positive}, negative {res.negative})")
                 for o in res.outcomes:
                     console.print(f"    {o}")
-                for n, line in enumerate(res.witness, 1):
-                    console.print(f"    {n:2}. {line}")
+                machine = LitmusModel(LitmusConfig(parse_file(r.file), m))
                 for what, trace in (
-                    ("a lost wakeup", res.lost_wakeup_witness),
-                    ("a deadlock", res.deadlock_witness),
-                    ("a BUG_ON", res.bug_witness),
+                    ("the witness", res.witness_steps),
+                    ("a lost wakeup", res.lost_wakeup_steps),
+                    ("a deadlock", res.deadlock_steps),
+                    ("a BUG_ON", res.bug_steps),
                 ):
                     if trace:
-                        console.print(f"  {what}:")
-                    for n, line in enumerate(trace, 1):
-                        console.print(f"    {n:2}. {line}")
+                        console.print(f"  {what}:", highlight=False)
+                        for line in litmus.diagram(machine, trace):
+                            console.print(line, highlight=False, markup=False)
                 if res.hang:
                     console.print(f"  {res.hang}")
             for m, ax in ax_results.get(r.file, {}).items():

@@ -514,6 +514,39 @@ def describe(model: LitmusModel, steps: Sequence[Step]) -> list[str]:
     return lines
 
 
+def diagram(model: LitmusModel, steps: Sequence[Step], width: int = 36) -> list[str]:
+    """The steps as per-CPU columns, in the style of the diagrams in the kernel's
+    Documentation/memory-barriers.txt: each step in its CPU's column, in the order they ran,
+    and where the memory model holds stores in flight (TSO), each CPU's store buffer after
+    the step, oldest first. A drain shows in the column of the CPU whose buffer it empties."""
+    nr_cpus = len(model.compiled)
+    names = model.locations
+
+    def buffers(state: LitmusState) -> str:
+        shown = [
+            f"CPU{cpu}: " + ", ".join(f"{names[loc]}={value}" for loc, value in pending)
+            for cpu in range(nr_cpus)
+            if (pending := model.memory.buffered(state.mem, cpu))
+        ]
+        return "; ".join(shown)
+
+    state = model.init_state()
+    rows = []
+    for step, text in zip(steps, describe(model, steps), strict=True):
+        state, _ = model.step(state, model.action_by_name[step.action], step.args)
+        cells = ["" for _ in range(nr_cpus)]
+        text = text.split(": ", 1)[1] if step.action == "execute" else f"({step.args[1]} drains to memory)"
+        cells[step.args[0]] = text if len(text) < width else text[: width - 2] + "~"
+        rows.append((cells, buffers(state)))
+    buffering = any(pending for _, pending in rows)  # no column where nothing is ever in flight
+    last = "store buffers" if buffering else ""
+    lines = ["    " + "".join(f"{f'CPU {cpu}':<{width}}" for cpu in range(nr_cpus)) + last]
+    lines.append("    " + "=" * (len(lines[0]) - 4))
+    for n, (cells, pending) in enumerate(rows, 1):
+        lines.append((f"{n:>3} " + "".join(f"{c:<{width}}" for c in cells) + pending).rstrip())
+    return lines
+
+
 # Files, expected results and agreement with LKMM.
 
 

@@ -477,6 +477,32 @@ def test_cli_verbose_shows_witness_and_deadlocks(capsys: pytest.CaptureFixture[s
     write(tmp_path, "ABBA.litmus", ABBA)
     assert main(["litmus", str(tmp_path / "ABBA.litmus"), "--model", "tso", "-v"]) == 0
     out = capsys.readouterr().out
-    assert "ABBA under tso: 1 terminal state(s) where a thread waits forever" in out
-    assert "CPU1: store buffer drains its oldest store, to x" in out  # in the witness of x=1
-    assert "a deadlock:\n     1. P0: spin_lock(a)\n     2. P1: spin_lock(b)" in out
+    assert "ABBA under tso: 1 terminal state(s) where a thread waits forever (deadlock)" in out
+    assert "(x drains to memory)" in out  # in the witness of x=1, in CPU 1's column
+    deadlock = out[out.index("a deadlock:") :].splitlines()
+    assert deadlock[3].split() == ["1", "spin_lock(a)"] and deadlock[4].split() == ["2", "spin_lock(b)"]
+    assert deadlock[4].index("spin_lock(b)") > deadlock[3].index("spin_lock(a)")  # P1's column
+
+
+def test_a_witness_is_drawn_as_per_cpu_columns_with_the_store_buffers() -> None:
+    from model.sync.machine import LitmusConfig, LitmusModel
+
+    program = parse_file(HERE / "SB.litmus")
+    tso = litmus.run(program, "tso")
+    lines = litmus.diagram(LitmusModel(LitmusConfig(program, "tso")), tso.witness_steps, width=24)
+    assert lines[0].split() == ["CPU", "0", "CPU", "1", "store", "buffers"]
+    cells = [(row[4:28].strip(), row[28:52].strip(), row[52:]) for row in lines[2:]]
+    assert cells == [
+        ("WRITE_ONCE(*x, 1)", "", "CPU0: x=1"),
+        ("r0 = READ_ONCE(*y)  (r~", "", "CPU0: x=1"),
+        ("", "WRITE_ONCE(*y, 1)", "CPU0: x=1; CPU1: y=1"),
+        ("", "r0 = READ_ONCE(*x)  (r~", "CPU0: x=1; CPU1: y=1"),  # cut to its column
+        ("(x drains to memory)", "", "CPU1: y=1"),
+        ("", "(y drains to memory)", ""),
+    ]
+    # under SC nothing is ever in flight: no store-buffer column
+    mp = parse_file(HERE / "MP.litmus")
+    sc = litmus.run(mp, "sc")
+    steps = sc.witness_steps or litmus.run(parse_file(HERE / "SB.litmus"), "sc").witness_steps
+    drawn = litmus.diagram(LitmusModel(LitmusConfig(mp, "sc")), steps)
+    assert "store buffers" not in drawn[0]

@@ -63,6 +63,11 @@ class MemoryModel(ABC):
     def settled(self, mem: Mem) -> tuple[Value, ...] | None:
         """The value of every location once nothing is in flight; None while something is."""
 
+    def buffered(self, mem: Mem, cpu: int) -> tuple[tuple[int, Value], ...]:
+        """The stores of cpu still in flight, as (loc, value), oldest first: what a trace
+        shows beside each step (TSO's store buffer)."""
+        return ()
+
 
 class SC(MemoryModel):
     """Sequential consistency: one memory, each access reads or writes it at once, in the
@@ -121,6 +126,9 @@ class TSO(MemoryModel):
 
     def initial(self, values: tuple[Value, ...], nr_cpus: int) -> Mem:
         return (values, ((),) * nr_cpus)
+
+    def buffered(self, mem: Mem, cpu: int) -> tuple[tuple[int, Value], ...]:
+        return _split(mem)[1][cpu]
 
     def load(self, mem: Mem, cpu: int, loc: int, order: Order) -> list[tuple[Value, Mem]]:
         values, buffers = _split(mem)
