@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from test_litmus import sb_with
 
 from checkers import axiomatic, litmus
 from checkers.axiomatic import Unsupported, axiomatic_outcomes, axiomatic_verdict
@@ -89,17 +90,6 @@ def test_message_passing_keeps_order_on_tso() -> None:
     program = program_of("MP")
     assert verdicts(program) == ("Never", "Never")
     assert axiomatic_outcomes(program, "tso") == ["1:r0=0; 1:r1=0", "1:r0=0; 1:r1=42", "1:r0=1; 1:r1=42"]
-
-
-def sb_with(between: str) -> str:
-    body = "{\n\tint r0;\n\tWRITE_ONCE(*%s, 1);\n\t" + between + "\n\tr0 = READ_ONCE(*%s);\n}\n"
-    return (
-        "C SB+fence\n{}\nP0(int *x, int *y, atomic_t *z)\n"
-        + body % ("x", "y")
-        + "P1(int *x, int *y, atomic_t *z)\n"
-        + body % ("y", "x")
-        + "exists (0:r0=0 /\\ 1:r0=0)\n"
-    )
 
 
 @pytest.mark.parametrize(

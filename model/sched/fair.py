@@ -62,17 +62,13 @@ def get_update_sysctl_factor(ncpus: int) -> int:
 # only when a proof passes its terms.
 
 
-def _symbolic(*xs: Any) -> bool:
-    return not all(isinstance(x, int) for x in xs)
-
-
 def truncate(x: Any, bits: int) -> Any:
     """x converted to an unsigned C type of that width: x mod 2^bits. A z3 x must not be
     negative (C's unsigned arithmetic never is; s64 lifts its difference above 0 first): the
     z3 term is then x itself below 2^bits, and meets the modulus, which z3 finds harder, only
     beyond."""
     m = 1 << bits
-    if not _symbolic(x):
+    if isinstance(x, int):
         return x & (m - 1)
     import z3
 
@@ -80,7 +76,7 @@ def truncate(x: Any, bits: int) -> Any:
 
 
 def u64(x: Any) -> Any:
-    return truncate(x, 64)
+    return x & U64 if isinstance(x, int) else truncate(x, 64)  # ints first: a hot path
 
 
 def s64(x: Any) -> Any:
@@ -112,10 +108,10 @@ def min_vruntime(min_v: int, vruntime: int) -> int:
 def shr(x: Any, shift: Any) -> Any:
     """x >> shift of a non-negative x. C leaves a shift outside 0..63 undefined; here it gives
     0, on ints and z3 terms alike, so that the proofs' cross-checks can compare them there."""
-    if not _symbolic(shift):
+    if isinstance(shift, int):
         if not 0 <= shift < 64:
             return 0
-        return x >> shift if not _symbolic(x) else x / (1 << shift)  # z3's / floors for a divisor > 0
+        return x >> shift if isinstance(x, int) else x / (1 << shift)  # z3's / floors for a divisor > 0
     import z3
 
     out: Any = 0
@@ -127,6 +123,8 @@ def shr(x: Any, shift: Any) -> Any:
 def mul_u64_u32_shr(a: Any, mul: Any, shift: Any) -> Any:
     """include/linux/math64.h mul_u64_u32_shr(u64 a, u32 mul, unsigned int shift): the
     96-bit product, shifted, truncated to u64."""
+    if isinstance(a, int) and isinstance(mul, int) and isinstance(shift, int) and 0 <= shift < 64:
+        return ((a * (mul & 0xFFFFFFFF)) >> shift) & U64  # the model's own runs: a hot path
     return u64(shr(a * truncate(mul, 32), shift))
 
 
@@ -135,7 +133,7 @@ def update_inv_weight(lw: LoadWeight) -> Any:
     if lw.inv_weight:
         return lw.inv_weight
     w = lw.weight
-    if not _symbolic(w):
+    if isinstance(w, int):
         return 1 if w >= WMULT_CONST else WMULT_CONST // w if w else WMULT_CONST
     import z3
 
@@ -146,7 +144,7 @@ def renormalise(fact: Any, shift: Any) -> tuple[Any, Any]:
     """__calc_delta's `fact_hi = upper_32_bits(fact); if (fact_hi) { fs = fls(fact_hi);
     shift -= fs; fact >>= fs; }` on a u64 fact: the fewest halvings that bring it below 2^32
     (the `while (fact >> 32)` loop of earlier kernels computes the same)."""
-    if not _symbolic(fact):
+    if isinstance(fact, int):
         fs = (fact >> 32).bit_length()
         return fact >> fs, shift - fs
     import z3
