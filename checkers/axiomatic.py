@@ -385,6 +385,9 @@ class _Encoding:
 
     def _instr(self, tid: int, ins: Instr, guard: z3.BoolRef, regs: Regs) -> tuple[z3.BoolRef, Regs]:
         text = f"P{tid}: {show_instr(ins)}"
+        if getattr(ins, "field", None) is not None:
+            # rf and co relate whole writes; a byte store's value depends on the write it lands on.
+            raise Unsupported(f"mixed-size accesses: {show_instr(ins)} (P{tid} line {getattr(ins, 'line', 0)})")
         if isinstance(ins, Assign):
             return guard, {**regs, ins.dst: self.expr(ins.value, regs)}
         if isinstance(ins, Load):

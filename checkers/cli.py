@@ -308,6 +308,7 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
     from model.sync.litmus import LitmusError, parse_file
     from model.sync.machine import LitmusConfig, LitmusModel
     from model.sync.memory import MEMORY_MODELS
+    from model.sync.trace import diagram
 
     models = list(dict.fromkeys(m.strip() for m in args.model.split(",")))
     for m in models:
@@ -417,7 +418,7 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
                 ):
                     if trace:
                         console.print(f"  {what}:", highlight=False)
-                        for line in litmus.diagram(machine, trace):
+                        for line in diagram(machine, trace):
                             console.print(line, highlight=False, markup=False)
                 if res.hang:
                     console.print(f"  {res.hang}")

@@ -70,6 +70,7 @@ class Replay:
     steps: list[ReplayedStep]
     violations: list[str]  # found again on the final state
     reproduced: bool  # the recorded violation, exactly
+    diagram: list[str] | None = None  # the model's drawing of the steps (Model.diagram), if it has one
 
     def to_json(self) -> dict[str, Any]:
         cex = self.cex
@@ -98,7 +99,7 @@ class Replay:
             "reproduced": self.reproduced,
             "violations": self.violations,
             "recorded_violations": cex.violations,
-        }
+        } | ({"diagram": self.diagram} if self.diagram is not None else {})
 
 
 # Loading and validation.
@@ -296,7 +297,7 @@ def _run(found: Resolved, cex: Counterexample, where: str) -> Replay:
         previous = after
     violations = _verdict(found, cex, before, state)
     reproduced = bool(violations) and violations == cex.violations
-    return Replay(cex, where, initial, steps, violations, reproduced)
+    return Replay(cex, where, initial, steps, violations, reproduced, model.diagram(cex.steps))
 
 
 def _verdict(found: Resolved, cex: Counterexample, before: Any, state: Any) -> list[str]:
@@ -386,7 +387,8 @@ def show(value: Any) -> str:
 
 
 def print_replay(rep: Replay, console: Any) -> None:
-    """Print a replay with rich: header, numbered steps with diffs, then the verdict."""
+    """Print a replay with rich: header, numbered steps with diffs, the model's diagram of
+    them if it draws one, then the verdict."""
     from rich.markup import escape
 
     cex = rep.cex
@@ -411,6 +413,10 @@ def print_replay(rep: Replay, console: Any) -> None:
             )
         if not s.diff:
             console.print("       [dim](state unchanged)[/]")
+    if rep.diagram is not None:
+        console.print()
+        for line in rep.diagram:
+            console.print(line, highlight=False, markup=False, soft_wrap=True)  # columns, not wrapped
     console.print()
     if rep.reproduced:
         console.print(f"[bold red]violation reproduced:[/] {escape(cex.invariant)}")

@@ -6,6 +6,9 @@
 - ``summary.md``: a short table for CI job summaries;
 - ``counterexamples/*.json``: what ``kinv replay`` reads.
 
+A model that draws its traces (``Model.diagram``: the sync model's per-CPU columns) has the
+drawing of each counterexample in summary.json, junit.xml, report.html and summary.md.
+
 A run directory is written atomically: everything goes into a hidden temporary directory
 inside ``reports/``, which is renamed into place only once complete (and removed if
 anything raises), so a reader never sees half a run. ``reports/latest`` is then pointed at
@@ -115,7 +118,9 @@ def _write_artefacts(out: Path, final: Path, results: list[EngineResult], meta: 
     """Write every artefact into ``out``; ``final`` is where it will live, for the replay
     commands the artefacts print."""
     files = _counterexample_files(results)
-    summary = build_summary(results, run_id=final.name, meta=meta, files=files)
+    replays = replay_all(results, files)
+    diagrams = [rep.diagram if isinstance(rep, Replay) else None for rep in replays]
+    summary = build_summary(results, run_id=final.name, meta=meta, files=files, diagrams=diagrams)
     if any(files):
         (out / "counterexamples").mkdir()
     for res, name in zip(results, files, strict=True):
@@ -126,7 +131,7 @@ def _write_artefacts(out: Path, final: Path, results: list[EngineResult], meta: 
         out / "junit.xml", encoding="utf-8", xml_declaration=True
     )
     (out / "summary.md").write_text(markdown(summary), encoding="utf-8")
-    (out / "report.html").write_text(html(summary, results, run_dir=final), encoding="utf-8")
+    (out / "report.html").write_text(html(summary, replays, run_dir=final), encoding="utf-8")
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -161,13 +166,20 @@ def _counterexample_files(results: list[EngineResult]) -> list[str | None]:
 
 
 def build_summary(
-    results: list[EngineResult], *, run_id: str, meta: dict[str, Any], files: list[str | None] | None = None
+    results: list[EngineResult],
+    *,
+    run_id: str,
+    meta: dict[str, Any],
+    files: list[str | None] | None = None,
+    diagrams: list[list[str] | None] | None = None,
 ) -> dict[str, Any]:
     """The ``summary.json`` document (schema ``kinv.summary/1``): ``status`` of the run
     (``fail`` if any result failed, else ``error`` if any errored, else ``pass``), ``run``
     metadata, ``counts``, one entry per engine ``results``, and per-name ``invariants`` and
-    ``proofs`` with each engine's check of them."""
+    ``proofs`` with each engine's check of them. ``files`` and ``diagrams`` are, per result,
+    its counterexample's file and the model's drawing of it (a replay's ``diagram``)."""
     files = files if files is not None else [None] * len(results)
+    diagrams = diagrams if diagrams is not None else [None] * len(results)
     registry = invariants.load_all()
     checks: dict[str, list[dict[str, Any]]] = {}
     for res in results:
@@ -192,7 +204,7 @@ def build_summary(
         "status": status,
         "run": _run_meta(run_id, meta),
         "counts": {s: statuses.count(s) for s in ("pass", "fail", "error")} | {"results": len(results)},
-        "results": [_result_json(r, f) for r, f in zip(results, files, strict=True)],
+        "results": [_result_json(r, f, d) for r, f, d in zip(results, files, diagrams, strict=True)],
         "invariants": [_invariant_json(n, checks[n], results) for n in names if not is_proof[n]],
         "proofs": [_proof_json(n, checks[n]) for n in names if is_proof[n]],
     } | ({"mutants": mutants, "orphans": orphans} if mutants is not None else {})
@@ -220,7 +232,7 @@ def _worst(statuses: Iterable[str], order: tuple[str, ...] = SEVERITY) -> str:
     return next((s for s in order if s in present), order[-1])
 
 
-def _result_json(res: EngineResult, file: str | None) -> dict[str, Any]:
+def _result_json(res: EngineResult, file: str | None, diagram: list[str] | None) -> dict[str, Any]:
     cex = res.counterexample
     return {
         "model": res.model,
@@ -230,12 +242,12 @@ def _result_json(res: EngineResult, file: str | None) -> dict[str, Any]:
         "invariants": list(res.invariants),
         "stats": {str(k): plain(v) for k, v in res.stats.items()},
         "error": res.error,
-        "counterexample": None if cex is None else _cex_json(cex, file),
+        "counterexample": None if cex is None else _cex_json(cex, file, diagram),
         "refutation": None if res.refutation is None else plain(res.refutation),
     }
 
 
-def _cex_json(cex: Counterexample, file: str | None) -> dict[str, Any]:
+def _cex_json(cex: Counterexample, file: str | None, diagram: list[str] | None) -> dict[str, Any]:
     return {
         "file": file,
         "invariant": cex.invariant,
@@ -244,7 +256,7 @@ def _cex_json(cex: Counterexample, file: str | None) -> dict[str, Any]:
         "seed": cex.seed,
         "steps": len(cex.steps),
         "violations": list(cex.violations),
-    }
+    } | ({"diagram": list(diagram)} if diagram is not None else {})
 
 
 def _invariant_json(name: str, checks: list[dict[str, Any]], results: list[EngineResult]) -> dict[str, Any]:
@@ -370,6 +382,7 @@ def _outcome(res: dict[str, Any], status: str, run_dir: Path) -> ET.Element | No
         element.text = f"{res['strength']}\nrefutation: {json.dumps(res['refutation'])}"
     elif status == "fail":
         lines = list(cex["violations"]) or ["(no violation sentence recorded)"]
+        lines += cex.get("diagram", [])
         if cex["mutant"]:
             lines.append(f"under mutant {cex['mutant']}")
         if cex["file"]:
@@ -443,6 +456,8 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(
                 f"- **{cex['invariant']}** ({r['engine']}, {cex['steps']} steps{under}): {head}{where}"
             )
+            if "diagram" in cex:
+                lines += ["", *_fenced(cex["diagram"], indent="  ")]
         lines.append("")
     errored = [r for r in summary["results"] if r["status"] == "error"]
     if errored:
@@ -450,6 +465,15 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += [f"- {r['model']} / {r['engine']}: {_md(_first_line(r['error']))}" for r in errored]
         lines.append("")
     return "\n".join(lines)
+
+
+def _fenced(text: list[str], indent: str = "") -> list[str]:
+    """A fenced code block (in a list item when indented), its fence longer than any run of
+    backticks in the text."""
+    fence = "```"
+    while any(fence in line for line in text):
+        fence += "`"
+    return [indent + fence + "text", *(indent + line if line else line for line in text), indent + fence]
 
 
 def _md(text: str) -> str:
@@ -460,7 +484,8 @@ def _md(text: str) -> str:
 # report.html
 
 
-def html(summary: dict[str, Any], results: list[EngineResult], *, run_dir: Path) -> str:
+def html(summary: dict[str, Any], replays: list[Replay | str | None], *, run_dir: Path) -> str:
+    """``replays`` as ``replay_all`` gives them, one per result of ``summary``."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,
@@ -469,29 +494,40 @@ def html(summary: dict[str, Any], results: list[EngineResult], *, run_dir: Path)
         lstrip_blocks=True,
     )
     views = [
-        _cex_view(entry, res)
-        for entry, res in zip(summary["results"], results, strict=True)
-        if res.counterexample is not None
+        _cex_view(entry, rep)
+        for entry, rep in zip(summary["results"], replays, strict=True)
+        if rep is not None
     ]
     return env.get_template("report.html.j2").render(
         summary=summary, counterexamples=views, mark=HTML_MARK, run_dir=str(run_dir)
     )
 
 
-def _cex_view(entry: dict[str, Any], res: EngineResult) -> dict[str, Any]:
+def replay_all(results: list[EngineResult], files: list[str | None]) -> list[Replay | str | None]:
+    """Each result's counterexample replayed, once for every artefact that shows it: the
+    Replay, or the sentence saying why there is none, or None for a result without one."""
+    replays: list[Replay | str | None] = []
+    for res, file in zip(results, files, strict=True):
+        cex = res.counterexample
+        if cex is None:
+            replays.append(None)
+        elif res.engine == "prove":
+            replays.append("a solver model, not a trace: nothing to replay")
+        else:
+            try:
+                replays.append(replay(cex, source=file or "counterexample"))
+            except Exception as e:  # a broken model must not take the report down with it
+                replays.append(f"replay failed: {e}" if str(e) else f"replay failed: {type(e).__name__}")
+    return replays
+
+
+def _cex_view(entry: dict[str, Any], rep: Replay | str) -> dict[str, Any]:
     """What the template shows for one counterexample: its replay, or why there is none."""
-    cex = res.counterexample
-    assert cex is not None
     view: dict[str, Any] = {"result": entry, "cex": entry["counterexample"], "replay": None, "error": None}
-    if res.engine == "prove":
-        view["error"] = "a solver model, not a trace: nothing to replay"
-        return view
-    try:
-        rep = replay(cex, source=entry["counterexample"]["file"] or "counterexample")
-    except Exception as e:  # a broken model must not take the report down with it
-        view["error"] = f"replay failed: {e}" if str(e) else f"replay failed: {type(e).__name__}"
-        return view
-    view["replay"] = _replay_view(rep)
+    if isinstance(rep, str):
+        view["error"] = rep
+    else:
+        view["replay"] = _replay_view(rep)
     return view
 
 
@@ -500,6 +536,7 @@ def _replay_view(rep: Replay) -> dict[str, Any]:
         "reproduced": rep.reproduced,
         "violations": rep.violations,
         "initial": _pretty(rep.initial),
+        "diagram": rep.diagram,
         "steps": [
             {
                 "index": s.index,

@@ -24,7 +24,7 @@ import dataclasses
 import enum
 import hashlib
 import json
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
@@ -178,3 +178,10 @@ class Model(Generic[S, C]):
 
     def is_enabled(self, state: S, act: Action, args: Args) -> bool:
         return any(a == args for a in act.domain(self, state))
+
+    def diagram(self, steps: Sequence[Step]) -> list[str] | None:
+        """A drawing of a trace from the initial state, as lines of text, or None. The step
+        list with state diffs is the same for every model; a model with a better picture of
+        its traces (the sync model: each CPU's steps in its own column, with the store
+        buffers) returns it here, and reports and ``kinv replay`` show it with the steps."""
+        return None

@@ -15,6 +15,7 @@ from model.sync.litmus import LitmusError, UnsupportedPrimitive, parse, parse_fi
 from model.sync.machine import LitmusConfig, LitmusModel
 from model.sync.memory import SC, TSO
 from model.sync.program import Load, SpinLock, Store, While
+from model.sync.trace import diagram
 
 HERE = Path(__file__).parent / "litmus"
 KERNEL = Path("/work/shared/litmus/linux")
@@ -489,7 +490,7 @@ def test_a_witness_is_drawn_as_per_cpu_columns_with_the_store_buffers() -> None:
 
     program = parse_file(HERE / "SB.litmus")
     tso = litmus.run(program, "tso")
-    lines = litmus.diagram(LitmusModel(LitmusConfig(program, "tso")), tso.witness_steps, width=24)
+    lines = diagram(LitmusModel(LitmusConfig(program, "tso")), tso.witness_steps, width=24)
     assert lines[0].split() == ["CPU", "0", "CPU", "1", "store", "buffers"]
     cells = [(row[4:28].strip(), row[28:52].strip(), row[52:]) for row in lines[2:]]
     assert cells == [
@@ -504,5 +505,5 @@ def test_a_witness_is_drawn_as_per_cpu_columns_with_the_store_buffers() -> None:
     mp = parse_file(HERE / "MP.litmus")
     sc = litmus.run(mp, "sc")
     steps = sc.witness_steps or litmus.run(parse_file(HERE / "SB.litmus"), "sc").witness_steps
-    drawn = litmus.diagram(LitmusModel(LitmusConfig(mp, "sc")), steps)
+    drawn = diagram(LitmusModel(LitmusConfig(mp, "sc")), steps)
     assert "store buffers" not in drawn[0]

@@ -40,7 +40,15 @@ def judged(r: litmus.LitmusResult) -> tuple[object, ...]:
     return (r.shown, r.holds, r.complete, r.outcomes, tuple(n > 0 for n in kinds))
 
 
-@pytest.mark.parametrize("file", _files(), ids=lambda f: f.name)
+@pytest.mark.parametrize(
+    "file",
+    # The qspinlock family and the racy ticket lock run 20k-300k states each: deep suite only.
+    [
+        pytest.param(f, marks=[pytest.mark.deep] if f.stem.startswith(("qspinlock", "ticket-spinlock+racy")) else [])
+        for f in _files()
+    ],
+    ids=lambda f: f.name,
+)
 def test_every_reduction_keeps_the_verdicts(file: Path) -> None:
     program = _parsed(file)
     if program is None:

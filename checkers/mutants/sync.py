@@ -69,6 +69,26 @@ def completion_unlocked(name: str) -> Path:
     return _swap("completion", "completion+unlocked", name)
 
 
+def ticket_racy_next(name: str) -> Path:
+    """The ticket spinlock draws its ticket with a plain read and write of next instead of xadd."""
+    return _swap("ticket-spinlock", "ticket-spinlock+racy-next", name)
+
+
+def ticket_test_and_set(name: str) -> Path:
+    """A test-and-set spinlock stands in for the ticket lock: waiters win it in any order."""
+    return _swap("ticket-spinlock", "ticket-spinlock+test-and-set", name)
+
+
+def qspinlock_tail_no_cmpxchg(name: str) -> Path:
+    """The qspinlock queue head clears the tail with atomic_set(), erasing a CPU queued behind it."""
+    return _swap("qspinlock", "qspinlock+tail-no-cmpxchg", name)
+
+
+def qspinlock_pending_no_wait(name: str) -> Path:
+    """The qspinlock pending CPU takes the lock without waiting for the owner to release it."""
+    return _swap("qspinlock", "qspinlock+pending-no-wait", name)
+
+
 class SetCurrentStateWithoutBarrier(sleep.SleepLowering):
     """set_current_state() is WRITE_ONCE(current->state, state) with no smp_mb() after it."""
 
@@ -112,6 +132,10 @@ _mutant("lll_unlock_wakes_on_1", "no_lost_wakeup", MODEL, "protocol_file", lll_u
 _mutant("completion_unlocked", "no_lost_wakeup", MODEL, "protocol_file", completion_unlocked)
 _mutant("lll_lock_unlocked_test", "no_bug", MODEL, "protocol_file", lll_lock_unlocked_test)
 _mutant("lll_lock_unlocked_test_count", "final_clause", MODEL, "protocol_file", lll_lock_unlocked_test)
+_mutant("ticket_racy_next", "no_bug", MODEL, "protocol_file", ticket_racy_next)
+_mutant("ticket_test_and_set", "no_bug", MODEL, "protocol_file", ticket_test_and_set)
+_mutant("qspinlock_tail_no_cmpxchg", "no_deadlock", MODEL, "protocol_file", qspinlock_tail_no_cmpxchg)
+_mutant("qspinlock_pending_no_wait", "no_bug", MODEL, "protocol_file", qspinlock_pending_no_wait)
 _mutant("set_current_state_no_mb", "no_lost_wakeup", SLEEP, "SleepLowering", SetCurrentStateWithoutBarrier)
 _mutant("ttwu_no_barrier", "no_lost_wakeup", SLEEP, "SleepLowering", TryToWakeUpWithoutBarrier)
 _mutant("wake_up_keeps_lock", "no_deadlock", SLEEP, "SleepLowering", WakeUpKeepsTheLock)

@@ -14,6 +14,7 @@ the location, ``x`` its address. Loads inside expressions (``if (*z2 == 1)``, pl
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from pathlib import Path
@@ -24,15 +25,18 @@ from pycparser import c_ast, c_parser
 from model.sync.program import (
     BINARY_OPS,
     KERNEL_CONSTANTS,
+    QSPINLOCK_FIELDS,
     And,
     Assign,
     Atom,
+    Await,
     Binary,
     Bug,
     Const,
     Expr,
     Fence,
     FenceKind,
+    Field,
     Final,
     If,
     Instr,
@@ -152,6 +156,7 @@ class _Parser:
         self.line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
         self.locations: dict[str, Value] = {}
         self.sleepers = Sleepers()
+        self.qspinlocks: set[str] = set()  # parameters declared struct qspinlock *
 
     def line_of(self, pos: int) -> int:
         lo, hi = 0, len(self.line_starts)
@@ -377,6 +382,8 @@ class _Parser:
             if isinstance(p, c_ast.Decl) and p.name:
                 params.append(p.name)
                 locations.setdefault(p.name, 0)
+                if _struct_name(p.type) == "qspinlock":
+                    self.qspinlocks.add(p.name)
             elif not (isinstance(p, c_ast.Typename) and _is_void(p.type)):
                 self.fail(first, f"P{tid} has a parameter without a name", line=True)
         return func, params, first
@@ -534,6 +541,7 @@ class _Lower:
         self.params = params
         self.registers: list[str] = []
         self.temps = 0
+        self.val: str | None = None  # the register VAL names in a cond_load's condition
 
     def fail(self, node: Any, message: str) -> NoReturn:
         coord = getattr(node, "coord", None)
@@ -610,7 +618,11 @@ class _Lower:
                 pre_a, addr = self.expr(target.expr)
                 pre_v, value = self.expr(node.rvalue)
                 return [*pre_a, *pre_v, Store(addr, value, "plain", self.line(node))]
-            self.fail(node, "the left side of '=' must be a register or *pointer")
+            if isinstance(target, c_ast.StructRef):
+                addr, field = self.field(target)
+                pre_v, value = self.expr(node.rvalue)
+                return [*pre_v, Store(addr, value, "plain", self.line(node), field)]
+            self.fail(node, "the left side of '=' must be a register, *pointer or lock->field")
         binop = op[:-1]
         if binop not in _C_BINARY:
             self.fail(node, f"unsupported assignment operator {op}")
@@ -652,6 +664,8 @@ class _Lower:
                 return [], Const(1)
             if node.name in KERNEL_CONSTANTS:
                 return [], Const(KERNEL_CONSTANTS[node.name])
+            if node.name == "VAL" and self.val is not None:
+                return [], Reg(self.val)
             return [], Reg(self.register(node))
         if isinstance(node, c_ast.UnaryOp):
             if node.op == "*":
@@ -689,6 +703,10 @@ class _Lower:
             return [*pre_c, branch], Reg(t)
         if isinstance(node, c_ast.Cast):
             return self.expr(node.expr)
+        if isinstance(node, c_ast.StructRef):  # a plain read of lock->field
+            addr, field = self.field(node)
+            t = self.temp()
+            return [Load(t, addr, "plain", self.line(node))], _bits(Reg(t), field)
         if isinstance(node, c_ast.FuncCall):
             t = self.temp()
             instrs = self.call(node, t, value_needed=True)
@@ -700,6 +718,19 @@ class _Lower:
         if isinstance(node, c_ast.UnaryOp) and node.op == "*":
             return self.expr(node.expr)
         self.fail(node, f"{name} takes a location such as *x")
+
+    def field(self, node: c_ast.StructRef) -> tuple[Expr, Field | None]:
+        """``lock->locked``: the word of a ``struct qspinlock *`` parameter and the field's bits
+        (None for ``val``, the whole word)."""
+        base = node.name
+        if node.type != "->" or not (
+            isinstance(base, c_ast.ID) and base.name in self.params and base.name in self.parser.qspinlocks
+        ):
+            self.fail(node, "fields are supported on struct qspinlock * parameters only, as lock->locked")
+        if node.field.name not in QSPINLOCK_FIELDS:
+            known = ", ".join(QSPINLOCK_FIELDS)
+            self.fail(node, f"struct qspinlock has no field {node.field.name} (it has {known})")
+        return Const(base.name), QSPINLOCK_FIELDS[node.field.name]
 
     # Calls of kernel primitives.
 
@@ -720,8 +751,17 @@ class _Lower:
             pre.extend(p)
             return e
 
+        field: Field | None = None
+
         def loc(i: int, lvalue: bool = False) -> Expr:
-            p, e = self.lvalue(args[i], name) if lvalue else self.expr(args[i])
+            nonlocal field
+            arg = args[i]
+            if not lvalue and isinstance(arg, c_ast.UnaryOp) and arg.op == "&":
+                arg = arg.expr
+            if isinstance(arg, c_ast.StructRef):  # lock->locked, &lock->tail, &lock->val
+                addr, field = self.field(arg)
+                return addr
+            p, e = self.lvalue(arg, name) if lvalue else self.expr(arg)
             pre.extend(p)
             return e
 
@@ -753,6 +793,16 @@ class _Lower:
             returns_nothing()
             addr = loc(0)
             ins = Store(addr, value(1), "once" if name == "atomic_set" else "release", line)
+        elif name in _COND_LOADS:
+            # smp_cond_load_acquire(&x, VAL == 1): spin until the value read (VAL) passes.
+            arity(2)
+            ins = Await(out(), loc(0), Const(0), _COND_LOADS[name], "spin", line)
+            self.val = ins.dst
+            cond_pre, cond = self.expr(args[1])
+            self.val = None
+            if cond_pre:
+                self.fail(node, f"the condition of {name} reads memory; it may test VAL only")
+            ins = dataclasses.replace(ins, cond=cond)
         elif name in ("spin_lock", "spin_unlock"):
             arity(1)
             returns_nothing()
@@ -790,7 +840,16 @@ class _Lower:
                 operands = (value(0),)
                 addr = loc(1)
             ins = Rmw(dst if returns != "none" else None, addr, op, operands, order, returns, line)
-        return [*pre, ins]
+        if field is None:
+            return [*pre, ins]
+        # The bits of a qspinlock field: stores and RMWs act on them alone; a load reads the
+        # word (loads are single-copy atomic) and takes them out in a register.
+        if isinstance(ins, (Store, Rmw)):
+            return [*pre, dataclasses.replace(ins, field=field)]
+        if isinstance(ins, Load):
+            t = self.temp()
+            return [*pre, Load(t, ins.addr, ins.order, line), Assign(ins.dst, _bits(Reg(t), field), line)]
+        self.fail(node, f"{name} takes the whole word, &lock->val, not a field")
 
     def rmw(self, name: str, nargs: int, node: Any) -> tuple[RmwOp, Order, RmwReturns, bool] | None:
         """(op, ordering, what it returns, pointer first?) of an xchg/cmpxchg/atomic_* name."""
@@ -822,6 +881,28 @@ class _Lower:
             self.fail(node, f"{name} takes {n} argument{'s' if n != 1 else ''}, not {nargs}")
         # Value-returning atomics are fully ordered unless suffixed; the void ones are relaxed.
         return op, order or ("relaxed" if returns == "none" else "full"), returns, ptr_first
+
+
+_COND_LOADS: dict[str, Order] = {
+    "smp_cond_load_relaxed": "once",
+    "smp_cond_load_acquire": "acquire",
+    "atomic_cond_read_relaxed": "once",
+    "atomic_cond_read_acquire": "acquire",
+}
+
+
+def _bits(word: Expr, field: Field | None) -> Expr:
+    """The value of field within word, as a register expression."""
+    if field is None:
+        return word
+    return Binary("&", Binary(">>", word, Const(field.shift)), Const((1 << field.width) - 1))
+
+
+def _struct_name(node: Any) -> str | None:
+    """``qspinlock`` for a parameter declared ``struct qspinlock *lock``."""
+    while isinstance(node, (c_ast.PtrDecl, c_ast.TypeDecl)):
+        node = node.type
+    return node.name if isinstance(node, c_ast.Struct) else None
 
 
 @functools.cache

@@ -35,6 +35,7 @@ from model.sync.program import (
     Const,
     Expr,
     Fence,
+    Field,
     Final,
     If,
     Instr,
@@ -355,14 +356,19 @@ class LitmusModel(Model[LitmusState, LitmusConfig]):
             return [(m, put(ins.dst, v), v) for v, m in model.load(mem, tid, loc_of(ins.addr), ins.order)]
         if isinstance(ins, Store):
             value = evaluate(ins.value, regs, index)
+            if ins.field is not None:  # a byte or halfword store: the word's other bits stay
+                value, mask = _arith("<<", value, ins.field.shift), ins.field.mask
+                return [(m, regs, None) for m in model.store(mem, tid, loc_of(ins.addr), value, ins.order, mask)]
             return [(m, regs, None) for m in model.store(mem, tid, loc_of(ins.addr), value, ins.order)]
         if isinstance(ins, Fence):
             return [(m, regs, None) for m in model.fence(mem, tid, ins.kind)]
         if isinstance(ins, Rmw):
             update = _update(ins, [evaluate(e, regs, index) for e in ins.operands])
             out: list[tuple[Mem, tuple[Value, ...], Value | None]] = []
-            for old, m in model.rmw(mem, tid, loc_of(ins.addr), update, ins.order):
-                new = update(old)
+            for word, m in model.rmw(mem, tid, loc_of(ins.addr), update, ins.order):
+                old = _bits(word, ins.field)
+                written = update(word)
+                new = None if written is None else _bits(written, ins.field)
                 result = {"old": old, "new": old if new is None else new, "written": int(new is not None)}
                 out.append((m, put(ins.dst, result.get(ins.returns, 0)), old))
             return out
@@ -450,6 +456,28 @@ def _take_if_free(old: Value) -> Value | None:
 
 
 def _update(ins: Rmw, args: list[Value]) -> Update:
+    """The RMW as a function of the word; one on a field acts on its bits and keeps the rest."""
+    update = _update_value(ins, args)
+    field = ins.field
+    if field is None:
+        return update
+
+    def update_field(old: Value) -> Value | None:
+        new = update(_bits(old, field))
+        if new is None:
+            return None
+        return _arith("|", _arith("&", old, ~field.mask), _arith("&", _arith("<<", new, field.shift), field.mask))
+
+    return update_field
+
+
+def _bits(word: Value, field: Field | None) -> Value:
+    if field is None:
+        return word
+    return _arith("&", _arith(">>", word, field.shift), (1 << field.width) - 1)
+
+
+def _update_value(ins: Rmw, args: list[Value]) -> Update:
     op = ins.op
     if op == "xchg":
         return lambda old: args[0]

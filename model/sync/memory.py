@@ -9,19 +9,37 @@ model whose loads may read older stores, none while the operation must wait (an 
 behind a non-empty store buffer).
 
 Locations are numbered 0..n-1 by the machine; values are ints or location names (pointers).
+A store may write only some bits of its location (``mask``: a byte or halfword of a word, as
+qspinlock's ``locked`` byte); the bits outside keep what they hold when it reaches memory.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
-from typing import ClassVar, cast
+from typing import ClassVar, NamedTuple, cast
 
 from model.sync.program import FenceKind, Order, Value
 
 Mem = Hashable
 # An RMW's update: the new value from the old one, or None to write nothing (failed cmpxchg).
 Update = Callable[[Value], Value | None]
+
+
+class Buffered(NamedTuple):
+    """A store in flight: to loc, of value, in the bits of mask (None: the whole location)."""
+
+    loc: int
+    value: Value
+    mask: int | None = None
+
+    def onto(self, old: Value) -> Value:
+        """The location's value once this store has written it over old."""
+        if self.mask is None:
+            return self.value
+        if isinstance(old, str) or isinstance(self.value, str):
+            raise ValueError("a store to part of a location that holds an address")
+        return (old & ~self.mask) | (self.value & self.mask)
 
 
 class MemoryModel(ABC):
@@ -39,8 +57,8 @@ class MemoryModel(ABC):
         """The values a load by cpu may return, each with the memory after it."""
 
     @abstractmethod
-    def store(self, mem: Mem, cpu: int, loc: int, value: Value, order: Order) -> list[Mem]:
-        """The memories after cpu stores value to loc."""
+    def store(self, mem: Mem, cpu: int, loc: int, value: Value, order: Order, mask: int | None = None) -> list[Mem]:
+        """The memories after cpu stores value to loc (to the bits of mask only, if given)."""
 
     @abstractmethod
     def rmw(self, mem: Mem, cpu: int, loc: int, update: Update, order: Order) -> list[tuple[Value, Mem]]:
@@ -63,9 +81,9 @@ class MemoryModel(ABC):
     def settled(self, mem: Mem) -> tuple[Value, ...] | None:
         """The value of every location once nothing is in flight; None while something is."""
 
-    def buffered(self, mem: Mem, cpu: int) -> tuple[tuple[int, Value], ...]:
-        """The stores of cpu still in flight, as (loc, value), oldest first: what a trace
-        shows beside each step (TSO's store buffer)."""
+    def buffered(self, mem: Mem, cpu: int) -> tuple[Buffered, ...]:
+        """The stores of cpu still in flight, oldest first: what a trace shows beside each
+        step (TSO's store buffer)."""
         return ()
 
 
@@ -83,9 +101,9 @@ class SC(MemoryModel):
         assert isinstance(mem, tuple)
         return [(mem[loc], mem)]
 
-    def store(self, mem: Mem, cpu: int, loc: int, value: Value, order: Order) -> list[Mem]:
+    def store(self, mem: Mem, cpu: int, loc: int, value: Value, order: Order, mask: int | None = None) -> list[Mem]:
         assert isinstance(mem, tuple)
-        return [_write(mem, loc, value)]
+        return [_write(mem, loc, Buffered(loc, value, mask).onto(mem[loc]))]
 
     def rmw(self, mem: Mem, cpu: int, loc: int, update: Update, order: Order) -> list[tuple[Value, Mem]]:
         assert isinstance(mem, tuple)
@@ -111,14 +129,15 @@ class TSO(MemoryModel):
     """x86-TSO (Sewell et al., "x86-TSO", CACM 2010): each CPU has a FIFO store buffer.
 
     A store enters its CPU's buffer; the buffer's oldest store drains to memory as a separate,
-    nondeterministic step. A load returns the newest buffered store of its own CPU to that
-    location if there is one, else memory. smp_mb, smp_store_mb (xchg on x86) and every locked
+    nondeterministic step. A load returns memory overwritten by its own CPU's buffered stores to
+    that location, oldest first: the newest whole-location store is forwarded, with any newer
+    byte stores merged over it. smp_mb, smp_store_mb (xchg on x86) and every locked
     read-modify-write (xchg, cmpxchg, the atomics, spin_lock, spin_trylock) wait until the
     buffer is empty, then act on memory directly; a failed cmpxchg is locked too. smp_rmb,
     smp_wmb, smp_mb__{before,after}_atomic, smp_mb__after_spinlock, acquire and release are
     compiler barriers only (plain MOVs), as in arch/x86/include/asm/barrier.h.
 
-    The memory is ``(values, buffers)``; buffers[cpu] is a tuple of (loc, value), oldest first.
+    The memory is ``(values, buffers)``; buffers[cpu] is a tuple of Buffered, oldest first.
     """
 
     name = "tso"
@@ -127,21 +146,23 @@ class TSO(MemoryModel):
     def initial(self, values: tuple[Value, ...], nr_cpus: int) -> Mem:
         return (values, ((),) * nr_cpus)
 
-    def buffered(self, mem: Mem, cpu: int) -> tuple[tuple[int, Value], ...]:
+    def buffered(self, mem: Mem, cpu: int) -> tuple[Buffered, ...]:
         return _split(mem)[1][cpu]
 
     def load(self, mem: Mem, cpu: int, loc: int, order: Order) -> list[tuple[Value, Mem]]:
         values, buffers = _split(mem)
-        for at, value in reversed(buffers[cpu]):
-            if at == loc:
-                return [(value, mem)]  # store forwarding
-        return [(values[loc], mem)]
+        value = values[loc]
+        for pending in buffers[cpu]:
+            if pending.loc == loc:
+                value = pending.onto(value)  # store forwarding
+        return [(value, mem)]
 
-    def store(self, mem: Mem, cpu: int, loc: int, value: Value, order: Order) -> list[Mem]:
+    def store(self, mem: Mem, cpu: int, loc: int, value: Value, order: Order, mask: int | None = None) -> list[Mem]:
         values, buffers = _split(mem)
+        pending = Buffered(loc, value, mask)
         if order == "mb":  # smp_store_mb is xchg on x86: locked, so it waits for the drain
-            return [(_write(values, loc, value), buffers)] if not buffers[cpu] else []
-        return [(values, _set(buffers, cpu, (*buffers[cpu], (loc, value))))]
+            return [(_write(values, loc, pending.onto(values[loc])), buffers)] if not buffers[cpu] else []
+        return [(values, _set(buffers, cpu, (*buffers[cpu], pending)))]
 
     def rmw(self, mem: Mem, cpu: int, loc: int, update: Update, order: Order) -> list[tuple[Value, Mem]]:
         values, buffers = _split(mem)
@@ -159,21 +180,21 @@ class TSO(MemoryModel):
 
     def internal(self, mem: Mem) -> list[tuple[int, int]]:
         _, buffers = _split(mem)
-        return [(cpu, buf[0][0]) for cpu, buf in enumerate(buffers) if buf]
+        return [(cpu, buf[0].loc) for cpu, buf in enumerate(buffers) if buf]
 
     def flush(self, mem: Mem, cpu: int, loc: int) -> Mem:
         values, buffers = _split(mem)
-        (at, value), *rest = buffers[cpu]
-        if at != loc:
-            raise ValueError(f"CPU {cpu}'s oldest buffered store is to location {at}, not {loc}")
-        return (_write(values, at, value), _set(buffers, cpu, tuple(rest)))
+        oldest, *rest = buffers[cpu]
+        if oldest.loc != loc:
+            raise ValueError(f"CPU {cpu}'s oldest buffered store is to location {oldest.loc}, not {loc}")
+        return (_write(values, loc, oldest.onto(values[loc])), _set(buffers, cpu, tuple(rest)))
 
     def settled(self, mem: Mem) -> tuple[Value, ...] | None:
         values, buffers = _split(mem)
         return None if any(buffers) else values
 
 
-Buffer = tuple[tuple[int, Value], ...]  # (loc, value), oldest first
+Buffer = tuple[Buffered, ...]  # oldest first
 
 
 def _split(mem: Mem) -> tuple[tuple[Value, ...], tuple[Buffer, ...]]:
@@ -184,9 +205,7 @@ def _write(values: tuple[Value, ...], loc: int, value: Value) -> tuple[Value, ..
     return (*values[:loc], value, *values[loc + 1 :])
 
 
-def _set(
-    items: tuple[tuple[tuple[int, Value], ...], ...], i: int, item: tuple[tuple[int, Value], ...]
-) -> tuple:
+def _set(items: tuple[Buffer, ...], i: int, item: Buffer) -> tuple:
     return (*items[:i], item, *items[i + 1 :])
 
 

@@ -11,15 +11,16 @@ are there to name: a lost wakeup, a deadlock, a BUG_ON, a final clause that fail
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from model.contract import Model, action
+from model.contract import Model, Step, action
 from model.sync.litmus import parse_file
 from model.sync.machine import LitmusConfig, LitmusModel, LitmusState
 from model.sync.program import Program, Value
+from model.sync.trace import diagram as trace_diagram
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 
@@ -35,6 +36,8 @@ CORRECT = (
     "futex+inline",
     "lll-mutex",
     "completion",
+    "ticket-spinlock",
+    "qspinlock",
 )
 
 
@@ -142,3 +145,22 @@ class SyncModel(Model[SyncState, SyncConfig]):
     def restart(self, state: SyncState) -> None:
         """The run is over (finished or stuck for good): choose the next one."""
         state.run, state.litmus, state.machine = -1, None, None
+
+    def diagram(self, steps: Sequence[Step]) -> list[str] | None:
+        """The trace's last run (from its last ``start``) drawn as the litmus machine draws its
+        witnesses: per-CPU columns with the store buffers (model/sync/trace.py), under a line
+        naming the program run, the memory model and the steps drawn. None if no run starts."""
+        trace = list(steps)
+        starts = [i for i, step in enumerate(trace) if step.action == "start"]
+        if not starts:
+            return None
+        first = starts[-1]
+        protocol, memory = trace[first].args
+        run = trace[first + 1 :]
+        if run and run[-1].action == "restart":  # the run is over; no other step can follow it
+            run.pop()
+        machine = self.machine(self.run_index[(protocol, memory)])
+        name = machine.program.name  # a mutant's broken twin runs in place of the protocol
+        ran = name if name == protocol else f"{name} (in place of {protocol})"
+        drawn = f"steps {first + 2} to {first + 1 + len(run)} of the trace" if run else "no step yet"
+        return [f"{ran} under {memory}: {drawn}", *trace_diagram(machine, run)]

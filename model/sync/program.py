@@ -76,6 +76,32 @@ class Unary:
 Expr = Const | Reg | Binary | Unary
 
 
+@dataclass(frozen=True)
+class Field:
+    """A sub-word of a location, for the kernel's unions over one word: qspinlock's ``locked``
+    byte, ``pending`` byte, ``locked_pending`` and ``tail`` halves of ``val``. A store to a field
+    writes its bits only (a byte or halfword MOV); an RMW of a field is atomic on the word."""
+
+    name: str
+    shift: int
+    width: int
+
+    @property
+    def mask(self) -> int:
+        return ((1 << self.width) - 1) << self.shift
+
+
+# struct qspinlock (include/asm-generic/qspinlock_types.h) with _Q_PENDING_BITS == 8, the
+# layout of every configuration with fewer than 16K CPUs; ``val`` is the whole word.
+QSPINLOCK_FIELDS: dict[str, Field | None] = {
+    "val": None,
+    "locked": Field("locked", 0, 8),
+    "pending": Field("pending", 8, 8),
+    "locked_pending": Field("locked_pending", 0, 16),
+    "tail": Field("tail", 16, 16),
+}
+
+
 # Instructions. ``addr`` is an expression whose value is a location (a Const naming a shared
 # location for ``*x`` with x a parameter, a Reg for a pointer held in a register).
 
@@ -98,6 +124,7 @@ class Store:
     value: Expr
     order: Order = "once"
     line: int = 0
+    field: Field | None = None  # a store to these bits of *addr only
 
 
 @dataclass(frozen=True)
@@ -124,6 +151,7 @@ class Rmw:
     order: Order = "full"
     returns: RmwReturns = "old"
     line: int = 0
+    field: Field | None = None  # the RMW reads, updates and returns these bits of *addr only
 
 
 @dataclass(frozen=True)
@@ -246,6 +274,15 @@ KERNEL_CONSTANTS: dict[str, int] = {
     "WQ_FLAG_EXCLUSIVE": WQ_FLAG_EXCLUSIVE,
     "WQ_FLAG_WOKEN": WQ_FLAG_WOKEN,
     "MAX_SCHEDULE_TIMEOUT": 2**63 - 1,  # LONG_MAX
+    # include/asm-generic/qspinlock_types.h, _Q_PENDING_BITS == 8
+    "_Q_LOCKED_VAL": 1,
+    "_Q_PENDING_VAL": 1 << 8,
+    "_Q_LOCKED_MASK": 0xFF,
+    "_Q_PENDING_MASK": 0xFF00,
+    "_Q_LOCKED_PENDING_MASK": 0xFFFF,
+    "_Q_TAIL_MASK": 0xFFFF0000,
+    "_Q_TAIL_OFFSET": 16,
+    "_Q_TAIL_CPU_OFFSET": 18,
 }
 
 
@@ -405,13 +442,18 @@ def show_instr(ins: Instr) -> str:
     if isinstance(ins, Load):
         return f"{ins.dst} = " + _LOADS.get(ins.order, "load(*{a})").format(a=show_expr(ins.addr))
     if isinstance(ins, Store):
+        if ins.field is not None:  # WRITE_ONCE(lock->locked, 1), smp_store_release(&lock->locked, 0)
+            text = _STORES.get(ins.order, "store(*{a}, {v})").replace("*{a}", "{a}")
+            text = text.replace("({a}", "(&{a}") if ins.order == "release" else text
+            return text.format(a=f"{show_expr(ins.addr)}->{ins.field.name}", v=show_expr(ins.value))
         return _STORES.get(ins.order, "store(*{a}, {v})").format(
             a=show_expr(ins.addr), v=show_expr(ins.value)
         )
     if isinstance(ins, Fence):
         return "smp_" + {"mb": "mb", "rmb": "rmb", "wmb": "wmb"}.get(ins.kind, f"mb__{ins.kind}") + "()"
     if isinstance(ins, Rmw):
-        args = ", ".join(show_expr(e) for e in (ins.addr, *ins.operands))
+        addr = show_expr(ins.addr) if ins.field is None else f"&{show_expr(ins.addr)}->{ins.field.name}"
+        args = ", ".join([addr, *(show_expr(e) for e in ins.operands)])
         call = f"{ins.op}_{ins.order}({args})"
         return f"{ins.dst} = {call}" if ins.dst else call
     if isinstance(ins, (SpinLock, SpinUnlock)):
