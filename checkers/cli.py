@@ -92,7 +92,12 @@ def build_parser() -> Parser:
     m.add_argument("selectors", nargs="*", metavar="SELECTOR", help="mutant names or patterns (default: all)")
     common(m)
 
-    lt = sub.add_parser("litmus", help="run litmus tests under memory models, every interleaving")
+    lt = sub.add_parser(
+        "litmus",
+        help="run litmus tests under memory models, every interleaving",
+        description="Exit 1 when a verdict disagrees with the expected one, the engines disagree, a "
+        "search stops at --max-states, or a program hangs (lost wakeup, deadlock) or fires a BUG_ON.",
+    )
     lt.add_argument("paths", nargs="+", metavar="PATH", help=".litmus files or directories of them")
     lt.add_argument("--model", default="sc,tso", help="comma-separated memory models (default sc,tso)")
     lt.add_argument("--json", type=Path, default=None, metavar="FILE", help="write one record per test")
@@ -472,7 +477,9 @@ def cmd_litmus(args: argparse.Namespace, console: Console) -> int:
             tests.append(record)
         write_json_atomically(args.json, {"models": models, "engines": engines, "tests": tests})
         console.print(f"results: {args.json}")
-    return 1 if tally[litmus.DISAGREES] or tally["bounded"] or engines_differ else 0
+    # A protocol that hangs or fires a BUG_ON fails the run, whatever its final clause says.
+    broken = any(res.lost_wakeups or res.deadlocks or res.bugs for r in reports for res in r.results.values())
+    return 1 if tally[litmus.DISAGREES] or tally["bounded"] or engines_differ or broken else 0
 
 
 def write_json_atomically(path: Path, data: Any) -> None:

@@ -83,10 +83,14 @@ def test_axiomatic_agrees_with_the_explorer_on_every_protocol(path: Path, memory
     """The lll-mutex files take z3 up to 20 s under TSO: too slow for CI, which compares the
     two engines on every litmus test instead (tests/test_axiomatic.py)."""
     from checkers import litmus
-    from checkers.axiomatic import axiomatic_verdict
+    from checkers.axiomatic import Unsupported, axiomatic_verdict
     from model.sync.litmus import parse_file
 
     program = parse_file(path)
     operational = litmus.run(program, memory)
-    axiomatic = axiomatic_verdict(program, memory)
+    try:
+        axiomatic = axiomatic_verdict(program, memory)
+    except Unsupported as e:  # only the qspinlock's byte and halfword stores are beyond it
+        assert path.stem.startswith("qspinlock") and "mixed-size accesses" in str(e)
+        pytest.skip(str(e))
     assert (axiomatic.verdict, axiomatic.holds) == (operational.verdict, operational.holds)

@@ -476,7 +476,7 @@ def test_kernel_litmus_tests_forbidden_by_lkmm_are_forbidden_by_sc_and_tso() -> 
 
 def test_cli_verbose_shows_witness_and_deadlocks(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     write(tmp_path, "ABBA.litmus", ABBA)
-    assert main(["litmus", str(tmp_path / "ABBA.litmus"), "--model", "tso", "-v"]) == 0
+    assert main(["litmus", str(tmp_path / "ABBA.litmus"), "--model", "tso", "-v"]) == 1  # a hang fails the run
     out = capsys.readouterr().out
     assert "ABBA under tso: 1 terminal state(s) where a thread waits forever (deadlock)" in out
     assert "(x drains to memory)" in out  # in the witness of x=1, in CPU 1's column

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from checkers import litmus
+from checkers.cli import main
 from model.sync.litmus import LitmusError, parse, parse_file
 from model.sync.machine import LitmusConfig, LitmusModel
 from model.sync.program import Assign, Await, Binary, Bug, Const, Fence, If, Load, Reg, Store, task_state
@@ -343,3 +344,12 @@ def test_a_sync_mutant_counterexample_replays(name: str) -> None:
     assert result.counterexample is not None
     again = replay(result.counterexample)  # builds the model first, applies the mutant after
     assert again.reproduced and again.violations == result.counterexample.violations
+
+
+def test_kinv_litmus_fails_on_a_lost_wakeup_only_under_the_model_that_breaks_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    twin = str(PROTOCOLS / "sleep-wake+no-mb.litmus")
+    assert main(["litmus", twin, "--model", "sc"]) == 0
+    assert main(["litmus", twin, "--model", "tso"]) == 1
+    assert "sleep-wake+no-mb under tso: 1 terminal state(s) where a task sleeps forever" in capsys.readouterr().out
