@@ -255,6 +255,27 @@ def prove_all(quick: bool) -> Section:
     return section
 
 
+def explore_tcp(quick: bool) -> Section:
+    """The explorer on TCP sessions, every invariant and the deadlock check: the handshake and
+    close alone, then a 3-byte transfer, each without and with a loss and a duplicate."""
+    import invariants
+    from checkers.explore import explore
+    from model.tcp.model import TcpConfig, TcpModel
+
+    section = Section()
+    for writes in ((), (1, 1, 1)):
+        for faults in (0, 1):
+            config = TcpConfig(client_writes=writes, losses=faults, duplicates=faults)
+            r = explore(TcpModel(config), invariants.for_model("tcp"), max_seconds=20 if quick else 60, measure_memory=True)
+            section.rows.append({
+                "case": f"{len(writes)} bytes, {faults} loss + {faults} dup", "status": r.status,
+                "strength": r.strength, **explore_figures(r.stats),
+            })
+            if r.status != "pass":
+                section.status, section.reason = "failed", f"{section.rows[-1]['case']}: {r.status}"
+    return section
+
+
 # ---- Lock and wake-up protocols ---------------------------------------------------------------
 
 PROTOCOLS = ROOT / "model" / "sync" / "protocols"
@@ -410,6 +431,8 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "stateful_buddy": functools.partial(stateful_model, "buddy"),
     "stateful_slub": functools.partial(stateful_model, "slub"),
     "stateful_sched": functools.partial(stateful_model, "sched"),
+    "explore_tcp": explore_tcp,
+    "stateful_tcp": functools.partial(stateful_model, "tcp"),
     "prove": prove_all,
     "sync_protocols": sync_protocols,
     "sync_spin": sync_spin,

@@ -12,7 +12,6 @@ the arguments are one integer choice, the index into that domain.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ def _machine(model: Model[Any, Any], invs: list[Invariant], record: dict[str, An
             _fail(self, *found)
 
     def _fail(self: Any, inv: Invariant, violations: list[str]) -> None:
-        record["failure"] = (list(self.steps), inv.name, violations)
+        record["failure"] = (list(self.steps), inv.name, violations, "invariant")
         raise _Violation(f"{inv.name}: {violations[0]}")
 
     def domain(self: Any, act: Action) -> Sequence[Args]:
@@ -90,7 +89,17 @@ def _machine(model: Model[Any, Any], invs: list[Invariant], record: dict[str, An
         fire.__name__ = act.name
         return rule(data=st.data())(precondition(enabled)(fire))
 
-    body: dict[str, Any] = {"__init__": init}
+    def stuck(self: Any) -> bool:
+        return not any(domain(self, act) for act in model.actions)
+
+    def end(self: Any) -> None:
+        """No action is enabled: a final state idles to the end of the run; any other is a
+        deadlock, as the explorer reports it."""
+        if not model.is_final(self.state):
+            record["failure"] = (list(self.steps), "deadlock", ["no action is enabled and the state is not final"], "deadlock")
+            raise _Violation("deadlock")
+
+    body: dict[str, Any] = {"__init__": init, "end": rule()(precondition(stuck)(end))}
     for act in model.actions:
         # A model's weights make random runs draw some actions more often (a machine ticks far
         # more often than it forks): Hypothesis picks among rules, so an action gets one per unit.
@@ -122,8 +131,10 @@ def run_stateful(
         suppress_health_check=list(HealthCheck),
     )
     started = time.perf_counter()
-    with contextlib.suppress(_Violation):  # the failure is in ``record``, shrunk
+    try:
         run_state_machine_as_test(machine, settings=conf)
+    except* _Violation:  # the failure is in ``record``, shrunk (one of them, if several kinds)
+        pass
     seconds = time.perf_counter() - started
     stats = {
         "runs": record["runs"],
@@ -142,7 +153,7 @@ def run_stateful(
         stats=stats,
     )
     if record["failure"] is not None:
-        steps, name, violations = record["failure"]
+        steps, name, violations, kind = record["failure"]
         result.counterexample = Counterexample(
             model=model.name,
             signature=model.signature(),
@@ -150,6 +161,7 @@ def run_stateful(
             engine="stateful",
             invariant=name,
             violations=violations,
+            kind=kind,
             steps=steps,
             digests=trace_digests(model, steps),
             mutant=mutant,

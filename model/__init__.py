@@ -11,6 +11,7 @@ MODELS = {
     "slub": "model.mm.slab:SlubModel",
     "sched": "model.sched.model:SchedModel",
     "sync": "model.sync.model:SyncModel",
+    "tcp": "model.tcp.model:TcpModel",
 }
 
 
