@@ -44,3 +44,15 @@ def test_same_seed_same_run_and_transition_invariants_checked() -> None:
     assert r.counterexample.invariant == "toy.never_jumps"
     assert r.counterexample.mutant == "toy.take_twice"
     assert r.counterexample.violations == ["inc moved count by 4"]
+
+
+def test_a_state_with_no_action_that_is_not_final_is_a_deadlock(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Limit 0: inc is never enabled and there is nothing to undo, as in the explorer's test.
+    install(monkeypatch)
+    m = ToyModel(ToyConfig(limit=0))
+    r = run_stateful(m, [WITHIN_LIMIT], profile=QUICK, seed_value=0)
+    cex = r.counterexample
+    assert r.status == "fail" and cex is not None
+    assert (cex.kind, cex.invariant, cex.steps) == ("deadlock", "deadlock", [])
+    assert cex.violations == ["no action is enabled and the state is not final"]
+    assert replay(cex).reproduced
