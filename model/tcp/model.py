@@ -33,6 +33,7 @@ from model.tcp.seq import u32
 from model.tcp.sock import (
     RCV_SHUTDOWN,
     SEND_SHUTDOWN,
+    STATE_NAMES,
     TCP_CLOSE,
     TCP_CLOSE_WAIT,
     TCP_ESTABLISHED,
@@ -539,8 +540,6 @@ def _trace_diagram(model: TcpModel, steps: Sequence[Step]) -> list[str]:
 
 
 def _state_name(tp: TcpSock) -> str:
-    from model.tcp.sock import STATE_NAMES
-
     return STATE_NAMES[tp.state] + (f" err {tp.err}" if tp.err else "")
 
 
