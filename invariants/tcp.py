@@ -96,7 +96,7 @@ def sequence_space(state: TcpState) -> list[str]:
             if tp.snd_nxt != head:
                 out.append(f"{SIDES[side]}: snd_nxt {tp.snd_nxt}, but the next byte to send is {head}")
         if tp.irs is not None:
-            received = len(tp.read) + output.held(tp) - sum(len(s.data) for s in tp.ofo_queue)
+            received = len(tp.read) + output.unread(tp)
             extra = u32(tp.rcv_nxt - tp.irs - 1 - received)
             fin_states = (TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_CLOSING, TCP_TIME_WAIT, TCP_CLOSE)
             if extra not in (0, 1) or (extra == 1 and tp.state not in fin_states):

@@ -435,6 +435,12 @@ _STORES = {
     "mb": "smp_store_mb(*{a}, {v})",
     "plain": "*{a} = {v}",
 }
+_FIELD_STORES = {
+    "once": "WRITE_ONCE({a}, {v})",
+    "release": "smp_store_release(&{a}, {v})",
+    "mb": "smp_store_mb({a}, {v})",
+    "plain": "{a} = {v}",
+}
 
 
 def show_instr(ins: Instr) -> str:
@@ -443,9 +449,9 @@ def show_instr(ins: Instr) -> str:
         return f"{ins.dst} = " + _LOADS.get(ins.order, "load(*{a})").format(a=show_expr(ins.addr))
     if isinstance(ins, Store):
         if ins.field is not None:  # WRITE_ONCE(lock->locked, 1), smp_store_release(&lock->locked, 0)
-            text = _STORES.get(ins.order, "store(*{a}, {v})").replace("*{a}", "{a}")
-            text = text.replace("({a}", "(&{a}") if ins.order == "release" else text
-            return text.format(a=f"{show_expr(ins.addr)}->{ins.field.name}", v=show_expr(ins.value))
+            return _FIELD_STORES.get(ins.order, "store({a}, {v})").format(
+                a=f"{show_expr(ins.addr)}->{ins.field.name}", v=show_expr(ins.value)
+            )
         return _STORES.get(ins.order, "store(*{a}, {v})").format(
             a=show_expr(ins.addr), v=show_expr(ins.value)
         )

@@ -314,24 +314,20 @@ class SleepLowering:
 
     def add_wait_queue(self) -> list[Instr]:
         # add_wait_queue(): spin_lock_irqsave(&wq_head->lock); __add_wait_queue(); unlock.
-        self.arity(2)
-        self.nothing()
-        wq, lock = self.queue(0)
-        entry = self.location(1)
-        return [
-            SpinLock(lock, self.line),
-            *self.list_update(wq, "|", self.bit(wq, entry)),
-            SpinUnlock(lock, self.line),
-        ]
+        return self.locked_list_update("|")
 
     def remove_wait_queue(self) -> list[Instr]:
+        return self.locked_list_update("&")
+
+    def locked_list_update(self, op: str) -> list[Instr]:
+        """(add|remove)_wait_queue(wq_head, wq_entry): the list update under wq_head->lock."""
         self.arity(2)
         self.nothing()
         wq, lock = self.queue(0)
         entry = self.location(1)
         return [
             SpinLock(lock, self.line),
-            *self.list_update(wq, "&", self.bit(wq, entry)),
+            *self.list_update(wq, op, self.bit(wq, entry)),
             SpinUnlock(lock, self.line),
         ]
 

@@ -44,16 +44,6 @@ ECONNREFUSED = 111
 ETIMEDOUT = 110
 
 
-class Accepted(NamedTuple):
-    """What a socket took in from a segment, for the invariants: the data or FIN it queued
-    and the receive window the segment arrived in."""
-
-    seq: int
-    end_seq: int
-    rcv_nxt: int
-    window: int  # tcp_receive_window when the segment arrived
-
-
 def tcp_reset(tp: TcpSock) -> TcpSock:
     """tcp_reset: the peer reset the connection; tcp_done closes the socket."""
     err = {TCP_SYN_SENT: ECONNREFUSED, TCP_CLOSE_WAIT: EPIPE}.get(tp.state, ECONNRESET)
@@ -155,34 +145,34 @@ def tcp_fin(tp: TcpSock, mss: int) -> Sent:
     return tp._replace(ofo_queue=()), out
 
 
-def _rcv_nxt_update(tp: TcpSock, end_seq: int) -> TcpSock:
-    return tp._replace(rcv_nxt=end_seq)
+def tcp_queue_rcv(tp: TcpSock, skb: Skb) -> TcpSock:
+    """tcp_queue_rcv: the skb to the tail of the receive queue, and rcv_nxt to its end
+    (tcp_rcv_nxt_update, which assigns: its callers have checked that end_seq is new)."""
+    return tp._replace(receive_queue=(*tp.receive_queue, skb), rcv_nxt=skb.end_seq)
 
 
-def tcp_data_queue(tp: TcpSock, seg: Segment, mss: int) -> tuple[TcpSock, list[Segment], Accepted | None]:
+def tcp_data_queue(tp: TcpSock, seg: Segment, mss: int) -> Sent:
     """tcp_data_queue: in-order data (or FIN) to the receive queue, a retransmission or a
     segment beyond the window dropped with an immediate ACK, the rest to the out-of-order
     queue."""
     skb = Skb(seg.seq, seg.end_seq, seg.flags & (TCPHDR_FIN | TCPHDR_ACK), seg.data)
     if skb.seq == skb.end_seq:
-        return tp, [], None
+        return tp, []
     window = tcp_receive_window(tp.rcv_wup, tp.rcv_wnd, tp.rcv_nxt)
-    accepted = Accepted(skb.seq, skb.end_seq, tp.rcv_nxt, window)
     if in_sequence(skb, tp.rcv_nxt):
         if window == 0:
-            return (*tcp_send_ack(tp, mss), None)  # out_of_window
-        return _queue_and_out(tp, skb, mss, accepted)
+            return tcp_send_ack(tp, mss)  # out_of_window
+        return _queue_and_out(tp, skb, mss)
     if already_received(skb, tp.rcv_nxt):
-        return (*tcp_send_ack(tp, mss), None)  # a retransmission: D-SACK, immediate ACK
+        return tcp_send_ack(tp, mss)  # a retransmission: D-SACK, immediate ACK
     if beyond_window(skb.seq, tp.rcv_nxt, window):
-        return (*tcp_send_ack(tp, mss), None)  # out of window, e.g. a zero-window probe
+        return tcp_send_ack(tp, mss)  # out of window, e.g. a zero-window probe
     if before(skb.seq, tp.rcv_nxt):
         if window == 0:
-            return (*tcp_send_ack(tp, mss), None)
-        return _queue_and_out(tp, skb, mss, accepted)  # partial: seq < rcv_nxt < end_seq
+            return tcp_send_ack(tp, mss)
+        return _queue_and_out(tp, skb, mss)  # partial: seq < rcv_nxt < end_seq
     tp = tcp_data_queue_ofo(tp, skb)
-    tp, out = tcp_send_ack(tp, mss)  # a hole: the duplicate ACK asks for rcv_nxt
-    return tp, out, accepted
+    return tcp_send_ack(tp, mss)  # a hole: the duplicate ACK asks for rcv_nxt
 
 
 def in_sequence(skb: Skb, rcv_nxt: int) -> bool:
@@ -195,12 +185,10 @@ def beyond_window(seq: int, rcv_nxt: int, window: int) -> bool:
     return not before(seq, u32(rcv_nxt + window))
 
 
-def _queue_and_out(
-    tp: TcpSock, skb: Skb, mss: int, accepted: Accepted
-) -> tuple[TcpSock, list[Segment], Accepted | None]:
+def _queue_and_out(tp: TcpSock, skb: Skb, mss: int) -> Sent:
     if tp.receive_queue and output.held(tp) + len(skb.data) > tp.rcvbuf:  # tcp_try_rmem_schedule
-        return tp, [], None
-    tp = _rcv_nxt_update(tp._replace(receive_queue=(*tp.receive_queue, skb)), skb.end_seq)
+        return tp, []
+    tp = tcp_queue_rcv(tp, skb)
     out: list[Segment] = []
     if skb.flags & TCPHDR_FIN:
         tp, out = tcp_fin(tp, mss)
@@ -209,7 +197,7 @@ def _queue_and_out(
         out += fin_out
     if not out:
         tp, out = tcp_send_ack(tp, mss)
-    return tp, out, accepted
+    return tp, out
 
 
 def tcp_data_queue_ofo(tp: TcpSock, skb: Skb) -> TcpSock:
@@ -252,40 +240,37 @@ def tcp_ofo_queue(tp: TcpSock, mss: int) -> Sent:
         tp = tp._replace(ofo_queue=rest)
         if already_received(skb, tp.rcv_nxt):
             continue
-        tp = _rcv_nxt_update(tp._replace(receive_queue=(*tp.receive_queue, skb)), skb.end_seq)
+        tp = tcp_queue_rcv(tp, skb)
         if skb.flags & TCPHDR_FIN:
             tp, out = tcp_fin(tp, mss)
             break
     return tp, out
 
 
-def tcp_rcv_state_process(
-    tp: TcpSock, seg: Segment, mss: int
-) -> tuple[TcpSock, list[Segment], Accepted | None]:
+def tcp_rcv_state_process(tp: TcpSock, seg: Segment, mss: int) -> Sent:
     """tcp_rcv_state_process for a socket past LISTEN (the listener is tcp_conn_request's)."""
     if tp.state == TCP_CLOSE:
-        return tp, [], None
+        return tp, []
     if tp.state == TCP_SYN_SENT:
-        return (*tcp_rcv_synsent_state_process(tp, seg, mss), None)
+        return tcp_rcv_synsent_state_process(tp, seg, mss)
     if not seg.flags & (TCPHDR_ACK | TCPHDR_RST | TCPHDR_SYN):
-        return tp, [], None
+        return tp, []
     ok, tp, out = tcp_validate_incoming(tp, seg, mss)
     if not ok:
-        return tp, out, None
+        return tp, out
     if tp.state == TCP_ESTABLISHED:
-        # tcp_rcv_established's slow path: only an ACK tcp_ack rejects (-1) stops the data.
+        # tcp_rcv_established's slow path: only an ACK tcp_ack rejects (-1) stops the data;
+        # an old one (0) lets it through.
         acceptable, tp, out = tcp_ack(tp, seg, False, mss)
         if acceptable < 0:
-            return tp, out, None
-        acceptable = 1
+            return tp, out
     else:
         acceptable, tp, out = tcp_ack(tp, seg, True, mss)
-    if acceptable <= 0:
-        if tp.state == TCP_SYN_RECV:
-            reset = output.tcp_send_reset_for(seg)
-            return tp, [reset] if reset else [], None
-        tp, out = tcp_send_ack(tp, mss)  # tcp_send_challenge_ack
-        return tp, out, None
+        if acceptable <= 0:
+            if tp.state == TCP_SYN_RECV:
+                reset = output.tcp_send_reset_for(seg)
+                return tp, [reset] if reset else []
+            return tcp_send_ack(tp, mss)  # tcp_send_challenge_ack
     if tp.state == TCP_SYN_RECV:
         tp = tp._replace(
             state=TCP_ESTABLISHED, snd_una=seg.ack_seq, snd_wnd=seg.window, snd_wl1=seg.seq,
@@ -294,29 +279,23 @@ def tcp_rcv_state_process(
     elif tp.state == TCP_FIN_WAIT1:
         tp = tcp_fin_wait1_ack(tp)
     elif tp.state == TCP_CLOSING and tp.snd_una == tp.write_seq:
-        return tcp_time_wait(tp), [], None
+        return tcp_time_wait(tp), []
     elif tp.state == TCP_LAST_ACK and tp.snd_una == tp.write_seq:
-        return tcp_done(tp), [], None
-    accepted: Accepted | None = None
+        return tcp_done(tp), []
+    # Step 7, the segment text. Every state that gets here (ESTABLISHED, FIN_WAIT1/2,
+    # CLOSE_WAIT, CLOSING, LAST_ACK) takes it, but for what follows the peer's FIN.
     text = seg.end_seq != seg.seq
     if after_peer_fin(tp, seg):
-        text = False  # the peer's FIN came before: nothing after it counts
+        text = False
     elif text and data_after_shutdown(tp, seg):
-        return tcp_reset(tp), [], None  # RFC 1122: new data after we closed: reset
-    if text and tp.state in (
-        TCP_ESTABLISHED,
-        TCP_FIN_WAIT1,
-        TCP_FIN_WAIT2,
-        TCP_CLOSE_WAIT,
-        TCP_CLOSING,
-        TCP_LAST_ACK,
-    ):
-        tp, acks, accepted = tcp_data_queue(tp, seg, mss)
+        return tcp_reset(tp), []  # RFC 1122: new data after we closed: reset
+    if text:
+        tp, acks = tcp_data_queue(tp, seg, mss)
         out += acks
     if tp.state not in (TCP_CLOSE, TCP_TIME_WAIT):
         tp, sent = tcp_write_xmit(tp, mss)  # tcp_data_snd_check
         out += sent
-    return tp, out, accepted
+    return tp, out
 
 
 def data_after_shutdown(tp: TcpSock, seg: Segment) -> bool:

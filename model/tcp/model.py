@@ -136,7 +136,7 @@ def _ready(tp: TcpSock) -> bool:
 
 
 def _readable(tp: TcpSock) -> bool:
-    return tp.copied_seq != tp.rcv_nxt and tp.state not in (TCP_SYN_RECV,)
+    return tp.copied_seq != tp.rcv_nxt and tp.state != TCP_SYN_RECV
 
 
 def _user_has(s: TcpState, side: int) -> bool:
@@ -455,7 +455,7 @@ class TcpModel(Model[TcpState, TcpConfig]):
         elif tp.state == TCP_TIME_WAIT:
             tp, out = tcp_in.tcp_timewait_state_process(tp, seg)
         else:
-            tp, out, _ = tcp_in.tcp_rcv_state_process(tp, seg, mss)
+            tp, out = tcp_in.tcp_rcv_state_process(tp, seg, mss)
         s.set_sock(side, tp)
         s.send(side, out)
 
@@ -477,7 +477,7 @@ class TcpModel(Model[TcpState, TcpConfig]):
         s.req = checked.req
         out = list(checked.out)
         if checked.child is not None:
-            child, more, _ = tcp_in.tcp_rcv_state_process(checked.child, seg, c.mss)
+            child, more = tcp_in.tcp_rcv_state_process(checked.child, seg, c.mss)
             s.set_sock(SERVER, child)
             s.queued = True
             out += more

@@ -35,13 +35,16 @@ from model.tcp.sock import (
 Sent = tuple[TcpSock, list[Segment]]
 
 
-def held(tp: TcpSock) -> int:
-    """Payload bytes the receive side holds: received in order and not yet read, and out of
-    order."""
-    unread = sum(
+def unread(tp: TcpSock) -> int:
+    """Payload bytes received in order and not yet read (from copied_seq on)."""
+    return sum(
         not before(u32(skb.seq + i), tp.copied_seq) for skb in tp.receive_queue for i in range(len(skb.data))
     )
-    return unread + sum(len(s.data) for s in tp.ofo_queue)
+
+
+def held(tp: TcpSock) -> int:
+    """Payload bytes the receive side holds: unread in order, and out of order."""
+    return unread(tp) + sum(len(s.data) for s in tp.ofo_queue)
 
 
 def select_window_size(tp: TcpSock, mss: int) -> int:
@@ -82,7 +85,8 @@ def tcp_acceptable_seq(tp: TcpSock) -> int:
 def tcp_send_ack(tp: TcpSock, mss: int) -> Sent:
     if tp.state == TCP_CLOSE:
         return tp, []
-    return tcp_transmit_skb(tp, Skb(tcp_acceptable_seq(tp), tcp_acceptable_seq(tp), TCPHDR_ACK), mss)
+    seq = tcp_acceptable_seq(tp)
+    return tcp_transmit_skb(tp, Skb(seq, seq, TCPHDR_ACK), mss)
 
 
 def tcp_send_reset_for(seg: Segment) -> Segment | None:
