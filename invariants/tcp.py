@@ -115,11 +115,29 @@ def sequence_space(state: TcpState) -> list[str]:
     transition=True,
 )
 def snd_una_monotonic(before: TcpState, step: Step, after: TcpState) -> list[str]:
-    return [
-        f"{SIDES[side]}'s snd_una went back from {b.snd_una} to {a.snd_una}"
-        for side, (b, a) in enumerate(zip(before.socks, after.socks, strict=True))
-        if _open(b) and a.iss == b.iss and seq.before(a.snd_una, b.snd_una)
-    ]
+    return _moved_back(before, after, "snd_una", "iss")
+
+
+@invariant(
+    "tcp.rcv_nxt_monotonic",
+    model=MODEL,
+    statement="rcv_nxt never moves backwards: a segment rcv_nxt has passed is never taken again.",
+    source="net/ipv4/tcp_input.c tcp_data_queue and tcp_ofo_queue (the !after(end_seq, rcv_nxt) drops)",
+    transition=True,
+)
+def rcv_nxt_monotonic(before: TcpState, step: Step, after: TcpState) -> list[str]:
+    return _moved_back(before, after, "rcv_nxt", "irs")
+
+
+def _moved_back(before: TcpState, after: TcpState, field: str, isn: str) -> list[str]:
+    """Each socket whose field went back within one connection (the same initial sequence
+    number isn, set before the step)."""
+    out = []
+    for side, (b, a) in enumerate(zip(before.socks, after.socks, strict=True)):
+        old, new = getattr(b, field), getattr(a, field)
+        if getattr(b, isn) is not None and getattr(a, isn) == getattr(b, isn) and seq.before(new, old):
+            out.append(f"{SIDES[side]}'s {field} went back from {old} to {new}")
+    return out
 
 
 @invariant(

@@ -16,6 +16,7 @@ from model.tcp import output as tcp_out
 from model.tcp.model import CLIENT, SERVER, TcpConfig, TcpModel, TcpState, stream
 from model.tcp.seq import u32
 from model.tcp.sock import (
+    ICSK_ACK_TIMER,
     TCP_CLOSE,
     TCP_CLOSING,
     TCP_ESTABLISHED,
@@ -133,6 +134,36 @@ def test_out_of_order_then_a_collapsed_retransmission() -> None:
     state = deliver(model, state, TO_SERVER)
     server = state.socks[SERVER]
     assert server.rcv_nxt == 1 and server.ofo_queue == ()  # the out-of-order copy was passed and dropped
+
+
+def test_delayed_acks() -> None:
+    tp = TcpSock(state=TCP_ESTABLISHED, snd_una=100, snd_nxt=100, write_seq=100, snd_wnd=4, rcv_nxt=10,
+                 rcv_wup=10, rcv_wnd=4, copied_seq=10, rcvbuf=4, iss=99, irs=9)  # fmt: skip
+    byte = Segment(10, 100, TCPHDR_ACK, 4, (1,))
+    # The first data of a connection starts quick ACKs, for half the window in full
+    # segments (4 // (2 * 2) = 1), at least two: so it is acknowledged at once.
+    fresh, (ack,) = tcp_in.tcp_rcv_state_process(tp, byte, 2)
+    assert ack.ack_seq == 11 and fresh.ack_quick == 0 and fresh.ack_pending == 0
+    fresh, _ = tcp_in.tcp_rcv_state_process(tp._replace(rcv_wnd=2), byte, 2)
+    assert fresh.ack_quick == 1
+    # With no quick ACK left, the ACK waits for the timer: rcv_wup lags rcv_nxt meanwhile.
+    later, out = tcp_in.tcp_rcv_state_process(tp._replace(ack_ato=True), byte, 2)
+    assert out == [] and later.ack_pending & ICSK_ACK_TIMER and (later.rcv_wup, later.rcv_nxt) == (10, 11)
+    _, (ack,) = tcp_out.tcp_delack_timer(later, 2)
+    assert ack.ack_seq == 11
+    # An old segment inside [rcv_wup, rcv_nxt) passes tcp_sequence and is dropped by
+    # tcp_data_queue; the sender missed our ACK, so it goes at once, in quickack mode.
+    old, (ack,) = tcp_in.tcp_rcv_state_process(later, Segment(9, 100, TCPHDR_ACK, 4, (0, 1)), 2)
+    assert ack.ack_seq == 11 and old.rcv_nxt == 11
+    # Data waiting to be sent carries the ACK: no bare ACK.
+    queued = later._replace(write_seq=101, write_queue=(Skb(100, 101, TCPHDR_ACK, (5,)),))
+    _, (seg,) = tcp_in.tcp_rcv_state_process(queued._replace(ack_pending=0), byte, 2)
+    assert seg.data == (5,) and seg.ack_seq == 11
+    # The peer's FIN in ESTABLISHED: CLOSE_WAIT, and its ACK waits to ride on our FIN.
+    fin, out = tcp_in.tcp_rcv_state_process(tp, Segment(10, 100, TCPHDR_ACK | TCPHDR_FIN, 4), 2)
+    assert out == [] and fin.ack_pingpong and fin.ack_pending & ICSK_ACK_TIMER
+    _, (our_fin,) = tcp_out.tcp_shutdown(fin, 2)
+    assert our_fin.flags & TCPHDR_FIN and our_fin.ack_seq == 11
 
 
 def test_select_window_never_shrinks_the_offer() -> None:

@@ -117,6 +117,12 @@ _mutant(
     "explore",
     (INPUT, "already_received", already_received_never),
 )
+_mutant(
+    "rcv_nxt_without_after",
+    "rcv_nxt_monotonic",
+    "explore",
+    (INPUT, "already_received", already_received_never),
+)
 _mutant("fin_wait1_early", "legal_transition", "explore", (INPUT, "tcp_fin_wait1_ack", fin_wait1_ack_any))
 _mutant(
     "fin_not_in_snd_nxt",

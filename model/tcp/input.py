@@ -12,9 +12,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from model.tcp import output
-from model.tcp.output import Sent, tcp_send_ack, tcp_write_xmit
+from model.tcp.output import Sent, tcp_send_ack, tcp_send_delayed_ack, tcp_write_xmit
 from model.tcp.seq import after, before, tcp_may_update_window, tcp_receive_window, tcp_sequence, u32
 from model.tcp.sock import (
+    ICSK_ACK_NOW,
+    ICSK_ACK_PUSHED,
+    ICSK_ACK_PUSHED2,
+    ICSK_ACK_SCHED,
     MAX_TCP_WINDOW,
     RCV_SHUTDOWN,
     SEND_SHUTDOWN,
@@ -25,6 +29,7 @@ from model.tcp.sock import (
     TCP_FIN_WAIT1,
     TCP_FIN_WAIT2,
     TCP_LAST_ACK,
+    TCP_MAX_QUICKACKS,
     TCP_SYN_RECV,
     TCP_SYN_SENT,
     TCP_TIME_WAIT,
@@ -53,13 +58,14 @@ def tcp_reset(tp: TcpSock) -> TcpSock:
 def tcp_done(tp: TcpSock) -> TcpSock:
     """tcp_done: CLOSE, both directions shut down, the queues of unsent and unacked data dropped."""
     return tp._replace(
-        state=TCP_CLOSE, shutdown=RCV_SHUTDOWN | SEND_SHUTDOWN, write_queue=(), rtx_queue=(), ofo_queue=()
-    )
+        state=TCP_CLOSE, shutdown=RCV_SHUTDOWN | SEND_SHUTDOWN, write_queue=(), rtx_queue=(), ofo_queue=(),
+        ack_pending=0,
+    )  # fmt: skip
 
 
 def tcp_time_wait(tp: TcpSock) -> TcpSock:
     """tcp_time_wait(sk, TCP_TIME_WAIT): the connection lingers for 2MSL; nothing more to send."""
-    return tp._replace(state=TCP_TIME_WAIT, write_queue=(), rtx_queue=(), ofo_queue=())
+    return tp._replace(state=TCP_TIME_WAIT, write_queue=(), rtx_queue=(), ofo_queue=(), ack_pending=0)
 
 
 def tcp_validate_incoming(tp: TcpSock, seg: Segment, mss: int) -> tuple[bool, TcpSock, list[Segment]]:
@@ -69,6 +75,8 @@ def tcp_validate_incoming(tp: TcpSock, seg: Segment, mss: int) -> tuple[bool, Tc
     if not tcp_sequence(tp.rcv_wup, tp.rcv_nxt, tp.rcv_wnd, seg.seq, seg.end_seq):
         if seg.flags & TCPHDR_RST:
             return False, tcp_reset(tp) if tcp_reset_check(tp, seg) else tp, []
+        if seg.end_seq != seg.seq and before(seg.seq, tp.rcv_nxt) and not seg.flags & TCPHDR_SYN:
+            tp = tcp_enter_quickack_mode(tp, mss)  # tcp_send_dupack: our ACK was lost
         tp, out = tcp_send_ack(tp, mss)  # tcp_send_dupack, or for a SYN the challenge ACK
         return False, tp, out
     if seg.flags & TCPHDR_RST:
@@ -131,11 +139,12 @@ def tcp_clean_rtx_queue(tp: TcpSock) -> TcpSock:
 
 
 def tcp_fin(tp: TcpSock, mss: int) -> Sent:
-    """tcp_fin: the peer has no more to send."""
-    tp = tp._replace(shutdown=tp.shutdown | RCV_SHUTDOWN, done=True)
+    """tcp_fin: the peer has no more to send. Its ACK is due; in CLOSE_WAIT it waits, in
+    pingpong mode, to ride on our own FIN."""
+    tp = inet_csk_schedule_ack(tp)._replace(shutdown=tp.shutdown | RCV_SHUTDOWN, done=True)
     out: list[Segment] = []
     if tp.state in (TCP_SYN_RECV, TCP_ESTABLISHED):
-        tp = tp._replace(state=TCP_CLOSE_WAIT)
+        tp = tp._replace(state=TCP_CLOSE_WAIT, ack_pingpong=True)  # inet_csk_enter_pingpong_mode
     elif tp.state == TCP_FIN_WAIT1:
         tp, out = tcp_send_ack(tp, mss)
         tp = tp._replace(state=TCP_CLOSING)
@@ -152,27 +161,32 @@ def tcp_queue_rcv(tp: TcpSock, skb: Skb) -> TcpSock:
 
 
 def tcp_data_queue(tp: TcpSock, seg: Segment, mss: int) -> Sent:
-    """tcp_data_queue: in-order data (or FIN) to the receive queue, a retransmission or a
-    segment beyond the window dropped with an immediate ACK, the rest to the out-of-order
-    queue."""
+    """tcp_data_queue: in-order data (or FIN) to the receive queue, the rest to the
+    out-of-order queue; a retransmission or a segment beyond the window is dropped. Each
+    schedules an ACK, which tcp_ack_snd_check sends or delays once any data went out: at
+    once for a drop (quickack mode), a hole, or a hole just filled."""
     skb = Skb(seg.seq, seg.end_seq, seg.flags & (TCPHDR_FIN | TCPHDR_ACK), seg.data)
     if skb.seq == skb.end_seq:
         return tp, []
     window = tcp_receive_window(tp.rcv_wup, tp.rcv_wnd, tp.rcv_nxt)
     if in_sequence(skb, tp.rcv_nxt):
         if window == 0:
-            return tcp_send_ack(tp, mss)  # out_of_window
+            return out_of_window(tp, mss), []
         return _queue_and_out(tp, skb, mss)
     if already_received(skb, tp.rcv_nxt):
-        return tcp_send_ack(tp, mss)  # a retransmission: D-SACK, immediate ACK
+        return out_of_window(tp, mss), []  # a retransmission: D-SACK, immediate ACK
     if beyond_window(skb.seq, tp.rcv_nxt, window):
-        return tcp_send_ack(tp, mss)  # out of window, e.g. a zero-window probe
+        return out_of_window(tp, mss), []  # e.g. a zero-window probe
     if before(skb.seq, tp.rcv_nxt):
         if window == 0:
-            return tcp_send_ack(tp, mss)
+            return out_of_window(tp, mss), []
         return _queue_and_out(tp, skb, mss)  # partial: seq < rcv_nxt < end_seq
-    tp = tcp_data_queue_ofo(tp, skb)
-    return tcp_send_ack(tp, mss)  # a hole: the duplicate ACK asks for rcv_nxt
+    return inet_csk_schedule_ack(tcp_data_queue_ofo(tp, skb)), []  # a hole
+
+
+def out_of_window(tp: TcpSock, mss: int) -> TcpSock:
+    """A segment dropped for its sequence number: the sender missed our ACK, so ACK at once."""
+    return inet_csk_schedule_ack(tcp_enter_quickack_mode(tp, mss))
 
 
 def in_sequence(skb: Skb, rcv_nxt: int) -> bool:
@@ -189,15 +203,65 @@ def _queue_and_out(tp: TcpSock, skb: Skb, mss: int) -> Sent:
     if tp.receive_queue and output.held(tp) + len(skb.data) > tp.rcvbuf:  # tcp_try_rmem_schedule
         return tp, []
     tp = tcp_queue_rcv(tp, skb)
+    if skb.data:
+        tp = tcp_event_data_recv(tp, skb, mss)
     out: list[Segment] = []
     if skb.flags & TCPHDR_FIN:
         tp, out = tcp_fin(tp, mss)
     if tp.ofo_queue:
         tp, fin_out = tcp_ofo_queue(tp, mss)
         out += fin_out
-    if not out:
-        tp, out = tcp_send_ack(tp, mss)
+        if not tp.ofo_queue:  # RFC 5681 4.2: ACK at once when a hole is filled
+            tp = tp._replace(ack_pending=tp.ack_pending | ICSK_ACK_NOW)
     return tp, out
+
+
+def inet_csk_schedule_ack(tp: TcpSock) -> TcpSock:
+    return tp._replace(ack_pending=tp.ack_pending | ICSK_ACK_SCHED)
+
+
+def tcp_incr_quickack(tp: TcpSock, mss: int) -> TcpSock:
+    """Quick ACKs for half the window in full segments, at least two."""
+    quickacks = min(tp.rcv_wnd // (2 * mss) or 2, TCP_MAX_QUICKACKS)
+    return tp._replace(ack_quick=max(tp.ack_quick, quickacks))
+
+
+def tcp_enter_quickack_mode(tp: TcpSock, mss: int) -> TcpSock:
+    return tcp_incr_quickack(tp, mss)._replace(ack_pingpong=False, ack_ato=True)
+
+
+def tcp_event_data_recv(tp: TcpSock, skb: Skb, mss: int) -> TcpSock:
+    """In-order data: an ACK is due. The first data starts with quick ACKs (a new
+    connection's sender is in slow start). A segment below the MSS marks the ACK as pushed
+    (tcp_measure_rcv_mss: the model's MSS stands for icsk_ack.rcv_mss)."""
+    tp = inet_csk_schedule_ack(tp)
+    if len(skb.data) < mss:
+        pushed = ICSK_ACK_PUSHED2 if tp.ack_pending & ICSK_ACK_PUSHED else 0
+        tp = tp._replace(ack_pending=tp.ack_pending | ICSK_ACK_PUSHED | pushed)
+    if not tp.ack_ato:
+        tp = tcp_incr_quickack(tp, mss)._replace(ack_ato=True)
+    return tp
+
+
+def tcp_ack_snd_check(tp: TcpSock, mss: int) -> Sent:
+    """tcp_ack_snd_check and __tcp_ack_snd_check (5.x, without SACK): a due ACK that no data
+    segment has carried goes now if more than one full segment arrived since the window was
+    last advertised and it would not shrink, in quickack mode, when ICSK_ACK_NOW asks, or with
+    data out of order; otherwise it is delayed."""
+    if not tp.ack_pending & ICSK_ACK_SCHED:
+        return tp, []
+    if (
+        (u32(tp.rcv_nxt - tp.rcv_wup) > mss and output.select_window_size(tp, mss) >= tp.rcv_wnd)
+        or tcp_in_quickack_mode(tp)
+        or tp.ack_pending & ICSK_ACK_NOW
+        or tp.ofo_queue
+    ):
+        return tcp_send_ack(tp, mss)
+    return tcp_send_delayed_ack(tp), []
+
+
+def tcp_in_quickack_mode(tp: TcpSock) -> bool:
+    return tp.ack_quick > 0 and not tp.ack_pingpong
 
 
 def tcp_data_queue_ofo(tp: TcpSock, skb: Skb) -> TcpSock:
@@ -293,8 +357,9 @@ def tcp_rcv_state_process(tp: TcpSock, seg: Segment, mss: int) -> Sent:
         tp, acks = tcp_data_queue(tp, seg, mss)
         out += acks
     if tp.state not in (TCP_CLOSE, TCP_TIME_WAIT):
-        tp, sent = tcp_write_xmit(tp, mss)  # tcp_data_snd_check
-        out += sent
+        tp, sent = tcp_write_xmit(tp, mss)  # tcp_data_snd_check: data carries the ACK ...
+        tp, acks = tcp_ack_snd_check(tp, mss)  # ... else it goes alone, now or delayed
+        out += sent + acks
     return tp, out
 
 
@@ -448,11 +513,17 @@ def tcp_recvmsg(tp: TcpSock) -> tuple[TcpSock, tuple[int, ...]]:
 
 
 def tcp_cleanup_rbuf(tp: TcpSock, copied: int, mss: int) -> Sent:
-    """After a read: a window update (an ACK) if the window the peer knows at least doubles."""
-    if not copied or tp.state in (TCP_CLOSE, TCP_TIME_WAIT) or tp.shutdown & RCV_SHUTDOWN:
+    """After a read: a delayed ACK goes now if more than a full segment waits for it, or if
+    the read emptied the buffer of small (pushed) segments; else a window update if the
+    window the peer knows at least doubles."""
+    if tp.state in (TCP_CLOSE, TCP_TIME_WAIT):
         return tp, []
-    now = tcp_receive_window(tp.rcv_wup, tp.rcv_wnd, tp.rcv_nxt)
-    new = output.select_window_size(tp, mss)
-    if 2 * now <= tp.rcvbuf and new and new >= 2 * now:
-        return tcp_send_ack(tp, mss)
-    return tp, []
+    pending = tp.ack_pending
+    pushed = pending & ICSK_ACK_PUSHED2 or (pending & ICSK_ACK_PUSHED and not tp.ack_pingpong)
+    emptied = copied > 0 and bool(pushed) and not tp.receive_queue and not tp.ofo_queue
+    time_to_ack = bool(pending & ICSK_ACK_SCHED) and (u32(tp.rcv_nxt - tp.rcv_wup) > mss or emptied)
+    if copied and not time_to_ack and not tp.shutdown & RCV_SHUTDOWN:
+        now = tcp_receive_window(tp.rcv_wup, tp.rcv_wnd, tp.rcv_nxt)
+        new = output.select_window_size(tp, mss)
+        time_to_ack = 2 * now <= tp.rcvbuf and new > 0 and new >= 2 * now
+    return tcp_send_ack(tp, mss) if time_to_ack else (tp, [])

@@ -8,8 +8,10 @@ after (so both sides may close at once), reads to end-of-file and closes. The ne
 the segments in flight per direction as a multiset: any of them may arrive next.
 
 Timers are abstract, with one rule that makes them honest: the retransmission, zero-window
-probe and SYN-ACK timers fire only when nothing is in flight, as an RTO above the round trip
-does; TIME_WAIT ends only when nothing is in flight, as 2MSL outlasts every segment. The
+probe and SYN-ACK timers fire only when nothing is in flight and no delayed ACK waits, as an
+RTO above the round trip and above the delayed-ACK timeout (TCP_RTO_MIN is TCP_DELACK_MAX)
+does; TIME_WAIT ends only then too, as 2MSL outlasts every segment. The delayed-ACK timer
+may fire at any time. The
 budgets (losses, duplicates, injected segments) bound the network's malice, so that every run
 ends: in the final state both sockets are closed and both users done.
 
@@ -31,6 +33,7 @@ from model.tcp import input as tcp_in
 from model.tcp import output as tcp_out
 from model.tcp.seq import u32
 from model.tcp.sock import (
+    ICSK_ACK_TIMER,
     RCV_SHUTDOWN,
     SEND_SHUTDOWN,
     STATE_NAMES,
@@ -123,6 +126,10 @@ class TcpState:
 
     def quiet(self) -> bool:
         return not self.net[0] and not self.net[1]
+
+    def settled(self) -> bool:
+        """Nothing in flight and no delayed ACK waiting: the slow timers may fire."""
+        return self.quiet() and not any(tp.ack_pending & ICSK_ACK_TIMER for tp in self.socks)
 
 
 # A user's script, one phase after another: CONNECT (the client), WRITING through its writes
@@ -235,8 +242,12 @@ def _inject_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int, str]]:
     ]
 
 
+def _delack_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
+    return [(side,) for side in (CLIENT, SERVER) if s.socks[side].ack_pending & ICSK_ACK_TIMER]
+
+
 def _rto_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
-    if not s.quiet():
+    if not s.settled():
         return []
     return [
         (side,)
@@ -246,7 +257,7 @@ def _rto_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
 
 
 def _probe_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
-    if not s.quiet():
+    if not s.settled():
         return []
     return [
         (side,)
@@ -256,11 +267,11 @@ def _probe_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
 
 
 def _synack_timer_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[()]]:
-    return [()] if s.req is not None and s.quiet() else []
+    return [()] if s.req is not None and s.settled() else []
 
 
 def _time_wait_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
-    return [(side,) for side in (CLIENT, SERVER) if s.socks[side].state == TCP_TIME_WAIT and s.quiet()]
+    return [(side,) for side in (CLIENT, SERVER) if s.socks[side].state == TCP_TIME_WAIT and s.settled()]
 
 
 # What an attacker may inject at a side, computed from that side's socket.
@@ -484,6 +495,13 @@ class TcpModel(Model[TcpState, TcpConfig]):
         return out
 
     # Timers.
+
+    @action("side", domain=_delack_domain)
+    def delack(self, s: TcpState, side: int) -> None:
+        """The delayed-ACK timer (40-200 ms): the ACK that waited goes out."""
+        tp, out = tcp_out.tcp_delack_timer(s.socks[side], self.config.mss)
+        s.set_sock(side, tp)
+        s.send(side, out)
 
     @action("side", domain=_rto_domain)
     def rto(self, s: TcpState, side: int) -> None:

@@ -3,14 +3,15 @@
 Each function takes a socket and returns the socket after it with the segments it put on
 the wire. Left out, as the model's network and windows are a few bytes: congestion control
 (cwnd never limits), Nagle and TSO autosizing (TCP_NODELAY: a segment goes as soon as the
-window takes it), window scaling, timestamps, SACK, urgent data and delayed ACKs (every
-segment that asks for an ACK gets one at once, as in quickack mode).
+window takes it), window scaling, timestamps, SACK and urgent data.
 """
 
 from __future__ import annotations
 
 from model.tcp.seq import after, before, tcp_receive_window, u32
 from model.tcp.sock import (
+    ICSK_ACK_SCHED,
+    ICSK_ACK_TIMER,
     MAX_TCP_WINDOW,
     SEND_SHUTDOWN,
     TCP_CLOSE,
@@ -73,7 +74,29 @@ def tcp_transmit_skb(tp: TcpSock, skb: Skb, mss: int) -> Sent:
     else:
         tp, window = tcp_select_window(tp, mss)
     ack = tp.rcv_nxt if skb.flags & TCPHDR_ACK else 0
+    if skb.flags & TCPHDR_ACK:
+        tp = tcp_event_ack_sent(tp)
     return tp, [Segment(skb.seq, ack, skb.flags, window, skb.data)]
+
+
+def tcp_event_ack_sent(tp: TcpSock) -> TcpSock:
+    """Any segment carrying an ACK acknowledges all received: a quick ACK is used up
+    (tcp_dec_quickack_mode), and the pending ACK and its timer are cleared."""
+    return tp._replace(ack_quick=max(tp.ack_quick - 1, 0), ack_pending=0)
+
+
+def tcp_send_delayed_ack(tp: TcpSock) -> TcpSock:
+    """The ACK waits for the delayed-ACK timer (or for a segment to ride on)."""
+    return tp._replace(ack_pending=tp.ack_pending | ICSK_ACK_SCHED | ICSK_ACK_TIMER)
+
+
+def tcp_delack_timer(tp: TcpSock, mss: int) -> Sent:
+    """tcp_delack_timer_handler: the delayed ACK goes out; a missed one in pingpong mode
+    means the user is not replying, so the mode ends."""
+    tp = tp._replace(ack_pending=tp.ack_pending & ~ICSK_ACK_TIMER)
+    if not tp.ack_pending & ICSK_ACK_SCHED:
+        return tp, []
+    return tcp_send_ack(tp._replace(ack_pingpong=False), mss)
 
 
 def tcp_acceptable_seq(tp: TcpSock) -> int:

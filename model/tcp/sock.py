@@ -78,6 +78,14 @@ SEND_SHUTDOWN = 2
 
 MAX_TCP_WINDOW = 65535  # no window scaling: the model's windows are a few bytes
 
+# icsk_ack.pending (include/net/inet_connection_sock.h, 5.x)
+ICSK_ACK_SCHED = 1  # an ACK is due
+ICSK_ACK_TIMER = 2  # the delayed-ACK timer is armed
+ICSK_ACK_PUSHED = 4  # a segment shorter than the MSS arrived
+ICSK_ACK_PUSHED2 = 8  # ... and another one
+ICSK_ACK_NOW = 16  # send the ACK at once
+TCP_MAX_QUICKACKS = 16
+
 
 def flag_names(flags: int) -> str:
     return ",".join(name for bit, name in FLAG_NAMES if flags & bit) or "-"
@@ -142,6 +150,12 @@ class TcpSock(NamedTuple):
     written: int = 0
     read: tuple[int, ...] = ()
     rcvbuf: int = 0  # sk_rcvbuf, in payload bytes
+    # The delayed-ACK engine (struct inet_connection_sock's icsk_ack). Its timeouts (ato)
+    # are abstract: ack_ato only tells whether the first data has initialised the engine.
+    ack_pending: int = 0  # ICSK_ACK_*
+    ack_quick: int = 0  # quick ACKs left: every segment is acknowledged at once while > 0
+    ack_pingpong: bool = False  # interactive mode: ACKs wait to ride on the reply
+    ack_ato: bool = False
 
 
 class ReqSock(NamedTuple):
