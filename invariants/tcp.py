@@ -336,3 +336,25 @@ def no_data_after_rcv_shutdown(before: TcpState, step: Step, after: TcpState) ->
         if b.shutdown & RCV_SHUTDOWN and b.done and a.irs == b.irs
         for start, end in _new_skbs(b, a)
     ]
+
+
+@invariant(
+    "tcp.accept_backlog",
+    model=MODEL,
+    statement="The listener's queues stay bounded by listen()'s backlog: at most backlog request socks, "
+    "and at most backlog + 1 connections waiting for accept() (sk_acceptq_is_full tests >, not >=).",
+    source="net/ipv4/tcp_input.c tcp_conn_request; tcp_ipv4.c tcp_v4_syn_recv_sock; include/net/sock.h "
+    "sk_acceptq_is_full; include/net/inet_connection_sock.h inet_csk_reqsk_queue_is_full",
+)
+def accept_backlog(state: TcpState) -> list[str]:
+    out = []
+    if len(state.syn_queue) > state.max_ack_backlog:
+        out.append(
+            f"the listener holds {len(state.syn_queue)} request socks, backlog {state.max_ack_backlog}"
+        )
+    if len(state.accept_queue) > state.max_ack_backlog + 1:
+        out.append(
+            f"{len(state.accept_queue)} connections wait for accept(), backlog {state.max_ack_backlog} "
+            f"allows {state.max_ack_backlog + 1}"
+        )
+    return out

@@ -66,7 +66,8 @@ def test_the_handshake_crosses_the_wrap() -> None:
     state = deliver(model, state, TO_SERVER)
     (synack,) = state.net[TO_CLIENT]
     assert (synack.flags, synack.seq, synack.ack_seq) == (TCPHDR_SYN | TCPHDR_ACK, 0xFFFFFFFF, 0xFFFFFFFF)
-    assert state.req is not None and state.socks[SERVER].state == TCP_CLOSE  # a request sock only
+    assert [port for port, _ in state.syn_queue] == [0]  # a request sock only
+    assert state.socks[SERVER].state == TCP_CLOSE
     state = deliver(model, state, TO_CLIENT)
     client = state.socks[CLIENT]
     assert (client.state, client.snd_una, client.snd_nxt, client.rcv_nxt) == (
@@ -82,7 +83,7 @@ def test_the_handshake_crosses_the_wrap() -> None:
     assert (server.state, server.snd_una, server.rcv_nxt, server.iss, server.irs) == (
         TCP_ESTABLISHED, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFE,
     )  # fmt: skip
-    assert state.queued and state.req is None
+    assert state.accept_queue == (0,) and state.syn_queue == ()
 
 
 def test_in_order_data_is_read_and_the_window_reopens() -> None:
@@ -235,10 +236,29 @@ def test_the_listener_and_ports_without_sockets() -> None:
     stray = Segment(5, 77, TCPHDR_ACK, 2)
     assert model.listen_rcv(state, stray) == [Segment(77, 0, TCPHDR_RST, 0)]  # no request: RST at ack_seq
     assert model.listen_rcv(state, Segment(5, 0, TCPHDR_SYN | TCPHDR_FIN, 2)) == []  # SYN with FIN: dropped
-    assert state.req is None
+    assert state.syn_queue == ()
     assert tcp_out.tcp_send_reset_for(Segment(5, 0, TCPHDR_FIN, 0, (1, 2))) == Segment(
         0, 8, TCPHDR_RST | TCPHDR_ACK, 0
     )
+
+
+def test_a_flooded_listener_drops_what_its_backlog_cannot_hold() -> None:
+    model = TcpModel(TcpConfig(losses=0, duplicates=0, backlog=2, syn_flood=3))
+    state = run(model, ("flood_syn", ()), ("flood_ack", (1,)), ("flood_syn", ()), ("flood_ack", (2,)))
+    state = run_from(model, state, ("connect", ()))
+    state = deliver(model, state, TO_SERVER)  # the client's SYN: a request sock beside the two connections
+    state = run_from(model, state, ("flood_syn", ()), ("flood_ack", (3,)))
+    assert state.accept_queue == (1, 2, 3)  # sk_acceptq_is_full is "> backlog": one more than 2
+    state = deliver(model, state, TO_CLIENT)  # SYN-ACK: the client is ESTABLISHED ...
+    state = deliver(model, state, TO_SERVER)  # ... but its ACK overflows the accept queue: dropped
+    assert [port for port, _ in state.syn_queue] == [0] and state.socks[SERVER].state == TCP_CLOSE
+    state = run_from(model, state, ("accept", ()), ("synack_timer", (0,)))  # room, and the SYN-ACK again
+    state = deliver(model, state, TO_CLIENT)
+    (challenge,) = state.net[TO_SERVER]  # RFC 5961: a SYN in ESTABLISHED gets a challenge ACK
+    state = deliver(model, state, TO_SERVER)  # which completes the handshake
+    assert state.accept_queue == (2, 3, 0) and state.socks[SERVER].state == TCP_ESTABLISHED
+    state = run_from(model, state, ("accept", ()), ("accept", ()), ("accept", ()))
+    assert state.accepted and state.accept_queue == ()
 
 
 def test_small_runs_end_with_everything_closed() -> None:

@@ -95,6 +95,16 @@ def snd_una_update_any(tp: TcpSock, ack: int) -> TcpSock:
     return tp._replace(snd_una=ack)
 
 
+def acceptq_never_full(ack_backlog: int, max_ack_backlog: int) -> bool:
+    """sk_acceptq_is_full always false (no overflow check in tcp_conn_request or tcp_v4_syn_recv_sock): a flood fills the accept queue past the backlog."""
+    return False
+
+
+def reqsk_queue_never_full(qlen: int, max_ack_backlog: int) -> bool:
+    """inet_csk_reqsk_queue_is_full always false: request socks pile up past the backlog."""
+    return False
+
+
 def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
     mutant(f"tcp.{name}", model="tcp", breaks=f"tcp.{breaks}", engine=engine, patches=patches)
 
@@ -156,4 +166,11 @@ _mutant(
     "explore",
     (INPUT, "ack_is_old", ack_never_old),
     (INPUT, "tcp_snd_una_update", snd_una_update_any),
+)
+_mutant("acceptq_overflow", "accept_backlog", "stateful", (INPUT, "sk_acceptq_is_full", acceptq_never_full))
+_mutant(
+    "reqsk_queue_overflow",
+    "accept_backlog",
+    "stateful",
+    (INPUT, "inet_csk_reqsk_queue_is_full", reqsk_queue_never_full),
 )

@@ -446,11 +446,25 @@ class CheckReq(NamedTuple):
     out: list[Segment]
 
 
-def tcp_check_req(req: ReqSock, seg: Segment, rcvbuf: int) -> CheckReq:
+def sk_acceptq_is_full(ack_backlog: int, max_ack_backlog: int) -> bool:
+    """include/net/sock.h: full only beyond the backlog, so the accept queue holds one more
+    connection than listen() asked for."""
+    return ack_backlog > max_ack_backlog
+
+
+def inet_csk_reqsk_queue_is_full(qlen: int, max_ack_backlog: int) -> bool:
+    """include/net/inet_connection_sock.h: the request socks are bounded by the backlog."""
+    return qlen >= max_ack_backlog
+
+
+def tcp_check_req(req: ReqSock, seg: Segment, rcvbuf: int, acceptq_full: bool) -> CheckReq:
     """tcp_check_req: a retransmitted SYN gets the SYN-ACK again; an ACK of the wrong
     sequence number a RST; a segment out of the request's window an ACK; a RST or a new SYN
     ends the request; the handshake's ACK creates the child socket in SYN_RECV
-    (tcp_create_openreq_child), which then processes the segment itself."""
+    (tcp_v4_syn_recv_sock, tcp_create_openreq_child), which then processes the segment
+    itself, unless the accept queue is full: then the ACK is dropped and the request stays
+    (listen_overflow, tcp_abort_on_overflow off), for the SYN-ACK's retransmission to try
+    again."""
     flags = seg.flags & (TCPHDR_RST | TCPHDR_SYN | TCPHDR_ACK)
     if seg.seq == req.rcv_isn and flags == TCPHDR_SYN:
         return CheckReq(req._replace(retransmits=req.retransmits + 1), None, [synack(req)])
@@ -466,7 +480,7 @@ def tcp_check_req(req: ReqSock, seg: Segment, rcvbuf: int) -> CheckReq:
     if flags & (TCPHDR_RST | TCPHDR_SYN):
         reset = None if flags & TCPHDR_RST else output.tcp_send_reset_for(seg)
         return CheckReq(None, None, [reset] if reset else [])  # embryonic_reset
-    if not flags & TCPHDR_ACK:
+    if not flags & TCPHDR_ACK or acceptq_full:
         return CheckReq(req, None, [])
     snd_una = u32(req.snt_isn + 1)
     child = TcpSock(

@@ -11,14 +11,15 @@ Timers are abstract, with one rule that makes them honest: the retransmission, z
 probe and SYN-ACK timers fire only when nothing is in flight and no delayed ACK waits, as an
 RTO above the round trip and above the delayed-ACK timeout (TCP_RTO_MIN is TCP_DELACK_MAX)
 does; TIME_WAIT ends only then too, as 2MSL outlasts every segment. The delayed-ACK timer
-may fire at any time. The
-budgets (losses, duplicates, injected segments) bound the network's malice, so that every run
-ends: in the final state both sockets are closed and both users done.
+may fire at any time. The budgets (losses, duplicates, injected segments, flooding
+handshakes) bound the network's malice, so that every run ends: in the final state both
+sockets are closed and both users done.
 
 Injected segments (the ``large`` profile) are what a blind attacker or a broken peer sends:
 a RST at the receiver's rcv_nxt or inside its window, an ACK beyond what was sent, a segment
 with SYN and FIN. The kernel's answers to them (a reset, a challenge ACK, nothing) are the
-model's.
+model's. Flooding peers (also ``large``) each make a handshake with the listener, filling
+its request and accept queues against listen()'s backlog.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from model.contract import Model, Step, action
 from model.tcp import input as tcp_in
@@ -53,6 +54,21 @@ from model.tcp.sock import (
 )
 
 CLIENT, SERVER = 0, 1
+CLIENT_PORT = 0  # the client's port; flooding peers' are 1, 2, ...
+
+
+class Budget(NamedTuple):
+    """What the network and other peers may still do: bounds that make every run end."""
+
+    losses: int
+    duplicates: int
+    injections: int  # forged segments
+    floods: int  # handshakes by other peers
+
+    def spend(self, what: str) -> Budget:
+        return self._replace(**{what: getattr(self, what) - 1})
+
+
 SIDES = ("client", "server")
 ETIMEDOUT = tcp_in.ETIMEDOUT
 
@@ -70,12 +86,18 @@ class TcpConfig:
     injections: int = 0
     retries: int = 3  # RTO expiries without progress before ETIMEDOUT (tcp_retries2)
     synack_retries: int = 2  # tcp_synack_retries
+    backlog: int = 1  # listen(fd, backlog): sk_max_ack_backlog
+    syn_flood: int = 0  # handshakes other peers make with the listener
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "client_writes", tuple(self.client_writes))
         object.__setattr__(self, "server_writes", tuple(self.server_writes))
         if self.mss < 1 or self.rcvbuf < self.mss:
             raise ValueError(f"mss {self.mss} and rcvbuf {self.rcvbuf}: need 1 <= mss <= rcvbuf")
+        if self.backlog < 1:
+            raise ValueError(
+                f"backlog {self.backlog}: the listener needs room for one request (no SYN cookies)"
+            )
         if any(n < 1 for n in (*self.client_writes, *self.server_writes)):
             raise ValueError("every write is of at least one byte")
         for name in ("client_isn", "server_isn"):
@@ -84,19 +106,23 @@ class TcpConfig:
 
 
 SMALL = TcpConfig(client_writes=(1, 1, 1))
-LARGE = TcpConfig(client_writes=(1, 1, 1), server_writes=(1,), mss=3, rcvbuf=3, injections=1)
+LARGE = TcpConfig(client_writes=(1, 1, 1), server_writes=(1,), mss=3, rcvbuf=3, injections=1, syn_flood=2)
 
 
 @dataclass(slots=True, eq=False)
 class TcpState:
     socks: tuple[TcpSock, TcpSock]  # the client's socket, and the server's connection (CLOSE until a SYN)
     listening: bool  # the server's listener is open
-    req: ReqSock | None  # the listener's request sock, between the SYN and the handshake's ACK
-    queued: bool  # the connection waits in the accept queue
-    accepted: bool
+    # The listener's queues, by peer port (the client's is 0, a flooding peer's 1, 2, ...):
+    # request socks between a SYN and the handshake's ACK, and the connections made, in the
+    # order accept() takes them.
+    syn_queue: tuple[tuple[int, ReqSock], ...]
+    accept_queue: tuple[int, ...]
+    max_ack_backlog: int  # sk_max_ack_backlog, from listen()
+    accepted: bool  # the server's user has the client's connection
     phase: tuple[int, int]  # per user: how far its script has gone (see _PHASES)
     net: tuple[tuple[Segment, ...], tuple[Segment, ...]]  # in flight to the client, to the server
-    budget: tuple[int, int, int]  # losses, duplicates, injections left
+    budget: Budget
 
     def clone(self) -> TcpState:
         return TcpState(*self.fingerprint())  # every field is an immutable value
@@ -105,8 +131,9 @@ class TcpState:
         return (
             self.socks,
             self.listening,
-            self.req,
-            self.queued,
+            self.syn_queue,
+            self.accept_queue,
+            self.max_ack_backlog,
             self.accepted,
             self.phase,
             self.net,
@@ -123,6 +150,20 @@ class TcpState:
         net = list(self.net)
         net[toward] = tuple(sorted(flying))
         self.net = (net[0], net[1])
+
+    def req(self, port: int) -> ReqSock | None:
+        return dict(self.syn_queue).get(port)
+
+    def set_req(self, port: int, req: ReqSock | None) -> None:
+        reqs = dict(self.syn_queue)
+        reqs.pop(port, None)
+        if req is not None:
+            reqs[port] = req
+        self.syn_queue = tuple(sorted(reqs.items()))
+
+    def connected(self) -> bool:
+        """The client's connection is made: queued for accept(), or accepted."""
+        return self.accepted or CLIENT_PORT in self.accept_queue
 
     def quiet(self) -> bool:
         return not self.net[0] and not self.net[1]
@@ -202,7 +243,7 @@ def _close_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
 
 
 def _accept_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[()]]:
-    return [()] if s.queued and not s.accepted else []
+    return [()] if s.accept_queue and not s.accepted else []
 
 
 def _close_listener_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[()]]:
@@ -223,15 +264,15 @@ def _deliver_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int, int]]:
 
 
 def _drop_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int, int]]:
-    return list(_segments(s)) if s.budget[0] else []
+    return list(_segments(s)) if s.budget.losses else []
 
 
 def _duplicate_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int, int]]:
-    return list(_segments(s)) if s.budget[1] else []
+    return list(_segments(s)) if s.budget.duplicates else []
 
 
 def _inject_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int, str]]:
-    if not s.budget[2]:
+    if not s.budget.injections:
         return []
     return [
         (side, kind)
@@ -266,8 +307,16 @@ def _probe_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
     ]
 
 
-def _synack_timer_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[()]]:
-    return [()] if s.req is not None and s.settled() else []
+def _synack_timer_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
+    return [(port,) for port, _ in s.syn_queue] if s.settled() else []
+
+
+def _flood_syn_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[()]]:
+    return [()] if s.listening and s.budget.floods else []
+
+
+def _flood_ack_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
+    return [(port,) for port, _ in s.syn_queue if port != CLIENT_PORT]
 
 
 def _time_wait_domain(m: TcpModel, s: TcpState) -> Iterable[tuple[int]]:
@@ -318,25 +367,29 @@ class TcpModel(Model[TcpState, TcpConfig]):
         return TcpState(
             socks=(TcpSock(rcvbuf=c.rcvbuf), TcpSock(rcvbuf=c.rcvbuf)),
             listening=True,
-            req=None,
-            queued=False,
+            syn_queue=(),
+            accept_queue=(),
+            max_ack_backlog=c.backlog,
             accepted=False,
             phase=(CONNECT, WRITING),
             net=((), ()),
-            budget=(c.losses, c.duplicates, c.injections),
+            budget=Budget(c.losses, c.duplicates, c.injections, c.syn_flood),
         )
 
     def is_final(self, state: TcpState) -> bool:
         """Both users done, both sockets closed, nothing in flight. After an attack (an
-        injected segment) that reset a connection, a run may end anywhere: a forged RST that
-        kills one side leaves the other waiting for good (in accept(), or in a FIN_WAIT2 that
-        is not orphaned and so has no timeout), as a blind attack that guessed rcv_nxt does."""
+        injected segment, or a flood) that ended a connection in an error, a run may end
+        anywhere: a forged RST that kills one side leaves the other waiting for good (in
+        accept(), or in a FIN_WAIT2 that is not orphaned and so has no timeout), as a blind
+        attack that guessed rcv_nxt does; a client whose handshake a full listener kept
+        dropping times out while the server's user waits in accept()."""
         if not state.quiet():
             return False
         closed = all(tp.state == TCP_CLOSE for tp in state.socks)
         if state.phase == (DONE, DONE) and not state.listening and closed:
             return True
-        attacked = state.budget[2] < self.config.injections
+        c = self.config
+        attacked = state.budget.injections < c.injections or state.budget.floods < c.syn_flood
         return attacked and any(tp.err for tp in state.socks)
 
     def diagram(self, steps: Sequence[Step]) -> list[str] | None:
@@ -402,15 +455,18 @@ class TcpModel(Model[TcpState, TcpConfig]):
 
     @action(domain=_accept_domain)
     def accept(self, s: TcpState) -> None:
-        """accept(): the connection leaves the accept queue for the server's user."""
-        s.accepted = True
-        s.queued = False
+        """accept(): the head of the accept queue to the server's user, who keeps the client's
+        connection and closes a flooding peer's at once (what follows on that one is not
+        modelled)."""
+        port, s.accept_queue = s.accept_queue[0], s.accept_queue[1:]
+        s.accepted = port == CLIENT_PORT
 
     @action(domain=_close_listener_domain)
     def close_listener(self, s: TcpState) -> None:
-        """close() of the listening socket: a request sock still pending goes with it."""
+        """close() of the listening socket (inet_csk_listen_stop): the request socks and the
+        connections not accepted go with it."""
         s.listening = False
-        s.req = None
+        s.syn_queue, s.accept_queue = (), ()
 
     # The network.
 
@@ -427,7 +483,7 @@ class TcpModel(Model[TcpState, TcpConfig]):
         """The segment is lost."""
         seg = s.net[direction][index]
         self._take(s, direction, index)
-        s.budget = (s.budget[0] - 1, s.budget[1], s.budget[2])
+        s.budget = s.budget.spend("losses")
         return str(seg)
 
     @action("direction", "index", domain=_duplicate_domain)
@@ -435,14 +491,14 @@ class TcpModel(Model[TcpState, TcpConfig]):
         """The network delivers the segment twice."""
         seg = s.net[direction][index]
         s.send(1 - direction, [seg])
-        s.budget = (s.budget[0], s.budget[1] - 1, s.budget[2])
+        s.budget = s.budget.spend("duplicates")
         return str(seg)
 
     @action("side", "kind", domain=_inject_domain)
     def inject(self, s: TcpState, side: int, kind: str) -> str:
         """A forged segment arrives at side."""
         seg = injected(s.socks[side], kind)
-        s.budget = (s.budget[0], s.budget[1], s.budget[2] - 1)
+        s.budget = s.budget.spend("injections")
         self.receive(s, side, seg)
         return str(seg)
 
@@ -470,29 +526,57 @@ class TcpModel(Model[TcpState, TcpConfig]):
         s.set_sock(side, tp)
         s.send(side, out)
 
-    def listen_rcv(self, s: TcpState, seg: Segment) -> list[Segment]:
-        """The listener: a SYN makes a request sock; the request sock's segments go through
+    def listen_rcv(self, s: TcpState, seg: Segment, port: int = CLIENT_PORT) -> list[Segment]:
+        """The listener: a SYN makes a request sock (tcp_conn_request, which drops it when
+        either queue is full: SYN cookies are off); the request sock's segments go through
         tcp_check_req, whose handshake ACK creates the connection in the accept queue."""
         c = self.config
-        if s.req is None:
+        req = s.req(port)
+        if req is None:
             if seg.flags & TCPHDR_RST:
                 return []
             if seg.flags & TCPHDR_ACK:
                 reset = tcp_out.tcp_send_reset_for(seg)
                 return [reset] if reset else []
-            if seg.flags & TCPHDR_SYN and not seg.flags & TCPHDR_FIN and not s.queued and not s.accepted:
-                s.req, synack = tcp_in.tcp_conn_request(seg, c.server_isn, c.rcvbuf - c.rcvbuf % c.mss)
-                return [synack]
-            return []
-        checked = tcp_in.tcp_check_req(s.req, seg, c.rcvbuf)
-        s.req = checked.req
+            if not seg.flags & TCPHDR_SYN or seg.flags & TCPHDR_FIN or port == CLIENT_PORT and s.connected():
+                return []
+            if tcp_in.inet_csk_reqsk_queue_is_full(
+                len(s.syn_queue), s.max_ack_backlog
+            ) or tcp_in.sk_acceptq_is_full(len(s.accept_queue), s.max_ack_backlog):
+                return []  # LINUX_MIB_LISTENOVERFLOWS / LISTENDROPS
+            req, synack = tcp_in.tcp_conn_request(seg, c.server_isn, c.rcvbuf - c.rcvbuf % c.mss)
+            s.set_req(port, req)
+            return [synack]
+        full = tcp_in.sk_acceptq_is_full(len(s.accept_queue), s.max_ack_backlog)
+        checked = tcp_in.tcp_check_req(req, seg, c.rcvbuf, full)
+        s.set_req(port, checked.req)
         out = list(checked.out)
         if checked.child is not None:
-            child, more = tcp_in.tcp_rcv_state_process(checked.child, seg, c.mss)
-            s.set_sock(SERVER, child)
-            s.queued = True
-            out += more
+            s.accept_queue += (port,)  # inet_csk_reqsk_queue_add
+            if port == CLIENT_PORT:
+                child, more = tcp_in.tcp_rcv_state_process(checked.child, seg, c.mss)
+                s.set_sock(SERVER, child)
+                out += more
         return out
+
+    # Other peers flooding the listener: each makes one handshake, its segments straight to
+    # the listener, its SYN-ACKs seen by it alone.
+
+    @action(domain=_flood_syn_domain)
+    def flood_syn(self, s: TcpState) -> int:
+        """Another peer's SYN arrives at the listener."""
+        port = self.config.syn_flood - s.budget.floods + 1
+        s.budget = s.budget.spend("floods")
+        self.listen_rcv(s, Segment(u32(port << 24), 0, TCPHDR_SYN, self.config.rcvbuf), port)
+        return port
+
+    @action("port", domain=_flood_ack_domain)
+    def flood_ack(self, s: TcpState, port: int) -> None:
+        """The peer answers its SYN-ACK with the handshake's ACK."""
+        req = s.req(port)
+        assert req is not None
+        ack = Segment(u32(req.rcv_isn + 1), u32(req.snt_isn + 1), TCPHDR_ACK, self.config.rcvbuf)
+        self.listen_rcv(s, ack, port)
 
     # Timers.
 
@@ -522,16 +606,17 @@ class TcpModel(Model[TcpState, TcpConfig]):
         s.set_sock(side, tp)
         s.send(side, out)
 
-    @action(domain=_synack_timer_domain)
-    def synack_timer(self, s: TcpState) -> None:
+    @action("port", domain=_synack_timer_domain)
+    def synack_timer(self, s: TcpState, port: int) -> None:
         """reqsk_timer_handler: the SYN-ACK again, or the request dropped after synack_retries."""
-        req = s.req
+        req = s.req(port)
         assert req is not None
         if req.retransmits >= self.config.synack_retries:
-            s.req = None
+            s.set_req(port, None)
             return
-        s.req = req._replace(retransmits=req.retransmits + 1)
-        s.send(SERVER, [tcp_in.synack(req)])
+        s.set_req(port, req._replace(retransmits=req.retransmits + 1))
+        if port == CLIENT_PORT:
+            s.send(SERVER, [tcp_in.synack(req)])
 
     @action("side", domain=_time_wait_domain)
     def time_wait_expire(self, s: TcpState, side: int) -> None:
@@ -549,12 +634,22 @@ def _trace_diagram(model: TcpModel, steps: Sequence[Step]) -> list[str]:
     for n, step in enumerate(steps, 1):
         before = state
         state, _ = model.step(state, model.action_by_name[step.action], step.args)
-        event = _event(before, step)
+        event = _event(model, before, step)
         sent = [(side, seg) for side in (CLIENT, SERVER) for seg in _new_segments(before, state, step, side)]
         states = f"{_state_name(state.socks[CLIENT]):<16}", f"{_state_name(state.socks[SERVER])}"
         lines.append(f"{n:>3}  {states[0]}{event:<{width}}{states[1]}")
         lines += [f"     {'':<16}{_arrow(side, seg):<{width}}" for side, seg in sent]
+        if (before.syn_queue, before.accept_queue) != (state.syn_queue, state.accept_queue):
+            requests = [_peer(port) for port, _ in state.syn_queue]
+            accept = [_peer(port) for port in state.accept_queue]
+            lines.append(
+                f"     {'':<16}listener: requests {requests}, accept queue {accept}".replace("'", "")
+            )
     return lines
+
+
+def _peer(port: int) -> str:
+    return "client" if port == CLIENT_PORT else f"peer {port}"
 
 
 def _state_name(tp: TcpSock) -> str:
@@ -565,7 +660,7 @@ def _arrow(side: int, seg: Segment) -> str:
     return f"--{seg}-->" if side == CLIENT else f"<--{seg}--"
 
 
-def _event(s: TcpState, step: Step) -> str:
+def _event(model: TcpModel, s: TcpState, step: Step) -> str:
     if step.action in ("deliver", "drop", "duplicate"):
         direction, index = step.args
         seg = s.net[direction][index]
@@ -574,6 +669,12 @@ def _event(s: TcpState, step: Step) -> str:
     if step.action == "inject":
         side, kind = step.args
         return f"forged {kind} to {SIDES[side]}"
+    if step.action == "flood_syn":
+        return f"peer {model.config.syn_flood - s.budget.floods + 1}: [SYN] to the listener"
+    if step.action == "flood_ack":
+        return f"peer {step.args[0]}: [ACK] to the listener"
+    if step.action == "synack_timer":
+        return f"server: synack_timer({_peer(step.args[0])})"
     who = (
         SIDES[step.args[0]]
         if step.args and isinstance(step.args[0], int)
