@@ -21,6 +21,7 @@ from model.tcp.sock import (
     TCP_CLOSING,
     TCP_ESTABLISHED,
     TCP_FIN_WAIT1,
+    TCP_SYN_RECV,
     TCP_SYN_SENT,
     TCP_TIME_WAIT,
     TCPHDR_ACK,
@@ -207,6 +208,26 @@ def test_simultaneous_close_goes_through_closing() -> None:
     while not state.quiet():
         state = deliver(model, state, TO_SERVER if state.net[TO_SERVER] else TO_CLIENT)
     assert [tp.state for tp in state.socks] == [TCP_TIME_WAIT, TCP_TIME_WAIT]
+
+
+def test_simultaneous_open_completes_through_challenge_acks() -> None:
+    """Crossed SYNs: each side goes to SYN_RECV with a SYN-ACK; each SYN-ACK then meets a
+    socket past SYN_SENT, whose tcp_validate_incoming answers a SYN with a challenge ACK
+    (4.x-5.x), and that ACK completes the other side's handshake."""
+    a, (syn_a,) = tcp_out.tcp_connect(TcpSock(), 100, 2, 2)
+    b, (syn_b,) = tcp_out.tcp_connect(TcpSock(), 0xFFFFFFFF, 2, 2)
+    a, (synack_a,) = tcp_in.tcp_rcv_state_process(a, syn_b, 2)
+    b, (synack_b,) = tcp_in.tcp_rcv_state_process(b, syn_a, 2)
+    assert [a.state, b.state] == [TCP_SYN_RECV, TCP_SYN_RECV]
+    assert synack_b.flags == TCPHDR_SYN | TCPHDR_ACK and synack_b.ack_seq == 101
+    a, (challenge_a,) = tcp_in.tcp_rcv_state_process(a, synack_b, 2)
+    b, (challenge_b,) = tcp_in.tcp_rcv_state_process(b, synack_a, 2)
+    assert (challenge_a.flags, challenge_a.seq, challenge_a.ack_seq) == (TCPHDR_ACK, 101, 0)
+    a, _ = tcp_in.tcp_rcv_state_process(a, challenge_b, 2)
+    b, _ = tcp_in.tcp_rcv_state_process(b, challenge_a, 2)
+    assert [a.state, b.state] == [TCP_ESTABLISHED, TCP_ESTABLISHED]
+    assert (a.snd_una, a.rcv_nxt, b.snd_una, b.rcv_nxt) == (101, 0, 0, 101)
+    assert a.rtx_queue == b.rtx_queue == ()
 
 
 def test_resets_and_challenge_acks() -> None:
