@@ -12,6 +12,7 @@ MODELS = {
     "sched": "model.sched.model:SchedModel",
     "sync": "model.sync.model:SyncModel",
     "tcp": "model.tcp.model:TcpModel",
+    "cgroup": "model.cgroup.model:CgroupModel",
 }
 
 

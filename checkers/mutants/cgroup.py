@@ -1,0 +1,144 @@
+"""Mutants of the cgroup model: each replaces one function of model/cgroup with a plausible
+kernel bug and names the invariant that must catch it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from checkers.mutants import mutant
+from model.cgroup import memcontrol, page_counter, pids
+from model.mm import buddy
+
+if TYPE_CHECKING:
+    from model.cgroup.memcontrol import Charge
+    from model.cgroup.model import CgroupState
+
+PAGE_COUNTER = "model.cgroup.page_counter"
+MEMCONTROL = "model.cgroup.memcontrol"
+MEMORY = "model.cgroup.memory"
+PIDS = "model.cgroup.pids"
+CGROUP = "model.cgroup.cgroup"
+
+_try_charge = page_counter.page_counter_try_charge
+
+
+def try_charge_leaf_only(
+    counters: page_counter.Counters, chain: tuple[int, ...], nr_pages: int
+) -> int | None:
+    """page_counter_try_charge charges the memcg's own counter only, not its ancestors'."""
+    return _try_charge(counters, chain[:1], nr_pages)
+
+
+def try_charge_no_watermark(
+    counters: page_counter.Counters, chain: tuple[int, ...], nr_pages: int
+) -> int | None:
+    """page_counter_try_charge never raises the watermark (memory.max_usage_in_bytes)."""
+    marks = {cg: counters[cg].watermark for cg in chain}
+    failed = _try_charge(counters, chain, nr_pages)
+    for cg, mark in marks.items():
+        counters[cg] = counters[cg]._replace(watermark=mark)
+    return failed
+
+
+def set_max_ignores_usage(counters: page_counter.Counters, cg: int, nr_pages: int) -> int:
+    """page_counter_set_max sets a max below the usage instead of answering -EBUSY."""
+    counters[cg] = counters[cg]._replace(max=nr_pages)
+    return 0
+
+
+def release_without_cancel(state: CgroupState, charge: Charge, cpu: int) -> None:
+    """do_anonymous_page's release path frees the page without mem_cgroup_cancel_charge."""
+    buddy.free_block(state.mm, charge.pfn, 0, cpu)
+
+
+def free_page_uncharges_current(state: CgroupState, pfn: int, cpu: int) -> None:
+    """Freeing a page uncharges the memcg of the task freeing it (mem_cgroup_from_task(current)), not page->mem_cgroup."""
+    del state.page_memcg[pfn]
+    memcontrol.cancel_charge(state, state.css_set[state.sched.rqs[cpu].curr], 1)
+    buddy.free_block(state.mm, pfn, 0, cpu)
+
+
+def pids_charge_unchecked(state: CgroupState, cg: int) -> int:
+    """pids_can_fork charges without the limit check: pids.max is only looked at after the fork."""
+    pids.pids_charge(state, cg, 1)
+    return 0
+
+
+def pids_release_forgotten(state: CgroupState, cg: int) -> None:
+    """An exiting task is never uncharged from its cgroup's pids counter."""
+
+
+def never_populated(state: CgroupState, cg: int) -> bool:
+    """rmdir does not check cgroup_is_populated: a cgroup with tasks goes offline."""
+    return False
+
+
+def set_max_keeps_refused(counters: page_counter.Counters, cg: int, nr_pages: int) -> int:
+    """page_counter_set_max swaps the new max in and answers -EBUSY without putting the old one back."""
+    usage = counters[cg].usage
+    counters[cg] = counters[cg]._replace(max=nr_pages)
+    return -page_counter.EBUSY if usage > nr_pages else 0
+
+
+def move_pages_on_attach(state: CgroupState, pid: int, memcg: int) -> None:
+    """mem_cgroup_can_attach points the task's mapped pages at the new memcg though no charge moves."""
+    for _, pfn in state.mms[state.mm_of[pid]].ptes:
+        state.page_memcg[pfn] = memcg
+
+
+def zap_pte_keeps_pte(state: CgroupState, mm: int, vaddr: int, cpu: int) -> None:
+    """munmap frees and uncharges the page but leaves its pte in the page table."""
+    pfn = next(p for v, p in state.mms[mm].ptes if v == vaddr)
+    memcontrol.free_page(state, pfn, cpu)
+
+
+def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
+    mutant(f"cgroup.{name}", model="cgroup", breaks=f"cgroup.{breaks}", engine=engine, patches=patches)
+
+
+_mutant(
+    "charge_leaf_only",
+    "hierarchy_sum",
+    "explore",
+    (PAGE_COUNTER, "page_counter_try_charge", try_charge_leaf_only),
+)
+_mutant(
+    "watermark_not_raised",
+    "watermark",
+    "explore",
+    (PAGE_COUNTER, "page_counter_try_charge", try_charge_no_watermark),
+)
+_mutant(
+    "limit_below_usage",
+    "usage_within_max",
+    "explore",
+    (PAGE_COUNTER, "page_counter_set_max", set_max_ignores_usage),
+)
+_mutant(
+    "release_without_cancel", "charge_transaction", "stateful", (MEMORY, "release", release_without_cancel)
+)
+_mutant(
+    "uncharge_after_migration",
+    "pages_match_usage",
+    "explore",
+    (MEMCONTROL, "free_page", free_page_uncharges_current),
+)
+_mutant(
+    "pids_max_after_fork", "pids_fork_within_max", "explore", (PIDS, "pids_can_fork", pids_charge_unchecked)
+)
+_mutant("pids_not_released", "pids_counted", "explore", (PIDS, "pids_release", pids_release_forgotten))
+_mutant("rmdir_populated", "hierarchy", "explore", (CGROUP, "cgroup_is_populated", never_populated))
+_mutant(
+    "refused_limit_kept",
+    "bad_write_refused",
+    "explore",
+    (PAGE_COUNTER, "page_counter_set_max", set_max_keeps_refused),
+)
+_mutant(
+    "charges_follow_the_task",
+    "page_stays_with_memcg",
+    "explore",
+    (MEMCONTROL, "mem_cgroup_can_attach", move_pages_on_attach),
+)
+_mutant("munmap_keeps_pte", "page_owner", "explore", (MEMORY, "zap_pte", zap_pte_keeps_pte))

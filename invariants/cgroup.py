@@ -1,0 +1,260 @@
+"""Invariants of control groups (model "cgroup"): the memory controller's page counters
+against the pages really charged, the charge transactions, the pids controller, and the
+hierarchy itself.
+
+The cgroup model charges exactly (no per-CPU stock) and never force-charges a dying task
+above its limit, so usage <= max holds at every level after every step. pids.current <=
+pids.max does not: the kernel lets a task moved in (pids_can_attach) or a lower limit
+written take a cgroup above it; what it forbids is a fork that does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from invariants import invariant
+from model.cgroup.cgroup import ROOT, chain, in_subtree, path
+from model.cgroup.model import CgroupState
+from model.contract import Step
+from model.sched.sched import TASK_DEAD
+
+MODEL = "cgroup"
+EBUSY = 16
+
+
+def _name(state: CgroupState, cg: int) -> str:
+    return path(state, cg) if cg in state.cgroups else f"cgroup {cg}"
+
+
+@invariant(
+    "cgroup.usage_within_max",
+    model=MODEL,
+    statement="Every memcg's usage is at most its max, at every level of the hierarchy.",
+    source="mm/page_counter.c page_counter_try_charge, page_counter_set_max",
+)
+def usage_within_max(state: CgroupState) -> list[str]:
+    return [
+        f"{_name(state, cg)}: usage {c.usage} pages is above max {c.max}"
+        for cg, c in sorted(state.memory.items())
+        if c.usage > c.max
+    ]
+
+
+@invariant(
+    "cgroup.hierarchy_sum",
+    model=MODEL,
+    statement="A memcg's usage is at least the sum of its children's: a charge is a charge of "
+    "every ancestor too.",
+    source="mm/page_counter.c page_counter_try_charge (for (c = counter; c; c = c->parent))",
+)
+def hierarchy_sum(state: CgroupState) -> list[str]:
+    out = []
+    for cg, c in sorted(state.memory.items()):
+        children = [k for k, o in state.cgroups.items() if o.parent == cg and k in state.memory]
+        total = sum(state.memory[k].usage for k in children)
+        if c.usage < total:
+            out.append(f"{_name(state, cg)}: usage {c.usage} is below its children's {total}")
+    return out
+
+
+@invariant(
+    "cgroup.pages_match_usage",
+    model=MODEL,
+    statement="Each memcg's usage is exactly the pages committed to a memcg in its subtree plus "
+    "the charges still pending there (the root memcg charges nothing of its own).",
+    source="mm/memcontrol.c try_charge, commit_charge, cancel_charge, uncharge_page",
+)
+def pages_match_usage(state: CgroupState) -> list[str]:
+    charged = Counter(cg for cg in state.page_memcg.values() if cg != ROOT)
+    charged.update(charge.memcg for _, charge in state.pending.values() if charge.memcg != ROOT)
+    out = []
+    for cg, c in sorted(state.memory.items()):
+        want = sum(n for memcg, n in charged.items() if in_subtree(state, memcg, cg))
+        if c.usage != want:
+            out.append(f"{_name(state, cg)}: usage {c.usage}, but {want} pages are charged in its subtree")
+    return out
+
+
+@invariant(
+    "cgroup.page_owner",
+    model=MODEL,
+    statement="A committed page is an allocated page that exactly one page table maps or the page "
+    "cache holds once, and every mapped or cached page is committed to a memcg that exists.",
+    source="mm/memory.c do_anonymous_page, zap_pte_range; mm/filemap.c add_to_page_cache_lru",
+)
+def page_owner(state: CgroupState) -> list[str]:
+    owners = Counter(pfn for mm in state.mms.values() for _, pfn in mm.ptes)
+    owners.update(pfn for _, pfn in state.page_cache)
+    allocated = {pfn for pfn, order in state.mm.allocated if order == 0}
+    out = [f"pfn {pfn} is used {n} times" for pfn, n in sorted(owners.items()) if n > 1]
+    out += [
+        f"pfn {pfn} is mapped or cached but not committed"
+        for pfn in sorted(owners)
+        if pfn not in state.page_memcg
+    ]
+    for pfn, memcg in sorted(state.page_memcg.items()):
+        if pfn not in owners:
+            out.append(f"pfn {pfn} is committed to {_name(state, memcg)} but neither mapped nor cached")
+        if pfn not in allocated:
+            out.append(f"pfn {pfn} is committed but free")
+        if memcg not in state.memory:
+            out.append(f"pfn {pfn} is committed to memcg {memcg}, which is gone")
+    return out
+
+
+@invariant(
+    "cgroup.page_stays_with_memcg",
+    model=MODEL,
+    statement="A page stays with the memcg it was committed to until it is freed, wherever its "
+    "task moves (cgroup v1 moves no charges by default).",
+    source="mm/memcontrol.c commit_charge (page->mem_cgroup), mem_cgroup_can_attach",
+    transition=True,
+)
+def page_stays_with_memcg(before: CgroupState, step: Step, after: CgroupState) -> list[str]:
+    return [
+        f"pfn {pfn} moved from memcg {memcg} to {after.page_memcg[pfn]}"
+        for pfn, memcg in sorted(before.page_memcg.items())
+        if after.page_memcg.get(pfn, memcg) != memcg
+    ]
+
+
+@invariant(
+    "cgroup.charge_transaction",
+    model=MODEL,
+    statement="Every try-charge ends in exactly one commit or one cancel: a charge is pending only "
+    "between a fault's two halves, and one that leaves the pending set is committed or cancelled "
+    "then, once.",
+    source="mm/memcontrol.c mem_cgroup_try_charge, mem_cgroup_commit_charge, mem_cgroup_cancel_charge",
+    transition=True,
+)
+def charge_transaction(before: CgroupState, step: Step, after: CgroupState) -> list[str]:
+    ends = Counter((kind, memcg, pfn) for kind, memcg, pfn in after.events if kind in ("commit", "cancel"))
+    open_ = {(c.memcg, c.pfn) for _, c in before.pending.values()}
+    open_ |= {(memcg, pfn) for kind, memcg, pfn in after.events if kind == "try"}
+    still = {(c.memcg, c.pfn) for _, c in after.pending.values()}
+    out = []
+    for memcg, pfn in sorted(open_):
+        n = ends[("commit", memcg, pfn)] + ends[("cancel", memcg, pfn)]
+        if (memcg, pfn) in still and n:
+            out.append(f"the charge of pfn {pfn} to memcg {memcg} ended but is still pending")
+        elif (memcg, pfn) not in still and n != 1:
+            out.append(f"the charge of pfn {pfn} to memcg {memcg} ended {n} times")
+    out += [
+        f"{kind} of pfn {pfn} to memcg {memcg} without a try"
+        for kind, memcg, pfn in ends
+        if (memcg, pfn) not in open_
+    ]
+    return out
+
+
+@invariant(
+    "cgroup.watermark",
+    model=MODEL,
+    statement="A memcg's watermark (memory.max_usage_in_bytes) is at least its usage and never "
+    "goes down but by a write that resets it.",
+    source="mm/page_counter.c page_counter_try_charge, page_counter_reset_watermark",
+    transition=True,
+)
+def watermark(before: CgroupState, step: Step, after: CgroupState) -> list[str]:
+    out = []
+    reset = step.action == "write" and step.args[1] == "memory.max_usage_in_bytes"
+    for cg, c in sorted(after.memory.items()):
+        if c.watermark < c.usage:
+            out.append(f"{_name(after, cg)}: watermark {c.watermark} is below usage {c.usage}")
+        old = before.memory.get(cg)
+        if old is not None and c.watermark < old.watermark and not (reset and step.args[0] == cg):
+            out.append(f"{_name(after, cg)}: watermark went down from {old.watermark} to {c.watermark}")
+    return out
+
+
+@invariant(
+    "cgroup.pids_counted",
+    model=MODEL,
+    statement="pids.current of every cgroup but the root is the number of live tasks in its subtree.",
+    source="kernel/cgroup/pids.c pids_can_fork, pids_release, pids_can_attach",
+)
+def pids_counted(state: CgroupState) -> list[str]:
+    out = []
+    for cg, p in sorted(state.pids.items()):
+        if cg == ROOT:
+            continue
+        n = sum(in_subtree(state, c, cg) for c in state.css_set.values())
+        if p.counter != n:
+            out.append(f"{_name(state, cg)}: pids.current {p.counter}, but {n} tasks are in it")
+    return out
+
+
+@invariant(
+    "cgroup.pids_fork_within_max",
+    model=MODEL,
+    statement="A fork never takes a cgroup's pids.current above its pids.max, at any level.",
+    source="kernel/cgroup/pids.c pids_try_charge (called by pids_can_fork before the task exists)",
+    transition=True,
+)
+def pids_fork_within_max(before: CgroupState, step: Step, after: CgroupState) -> list[str]:
+    if step.action != "fork" or len(after.css_set) <= len(before.css_set):
+        return []
+    child = max(after.css_set)
+    return [
+        f"fork took {_name(after, cg)} to pids.current {after.pids[cg].counter} above pids.max {after.pids[cg].limit}"
+        for cg in chain(after, after.css_set[child])[:-1]
+        if after.pids[cg].counter > after.pids[cg].limit
+    ]
+
+
+@invariant(
+    "cgroup.hierarchy",
+    model=MODEL,
+    statement="The cgroups form a tree under the root; no online cgroup has an offline parent; each "
+    "live task is in exactly one online cgroup, and every task in a cgroup is alive; each online "
+    "cgroup has its memcg and pids counters.",
+    source="kernel/cgroup/cgroup.c cgroup_mkdir, cgroup_destroy_locked, cgroup_migrate",
+)
+def hierarchy(state: CgroupState) -> list[str]:
+    out = []
+    for cg, c in sorted(state.cgroups.items()):
+        seen: set[int] = set()
+        at: int | None = cg
+        while at is not None and at not in seen and at in state.cgroups:
+            seen.add(at)
+            at = state.cgroups[at].parent
+        if at is not None:
+            out.append(f"cgroup {cg}'s parents do not lead to the root")
+        if c.online and c.parent is not None and not state.cgroups.get(c.parent, c._replace(online=False)).online:
+            out.append(f"{_name(state, cg)} is online under an offline parent")
+        if c.online and (cg not in state.memory or cg not in state.pids):
+            out.append(f"{_name(state, cg)} is online without its counters")
+    live = {pid for pid, t in state.sched.tasks.items() if not t.is_idle and t.state != TASK_DEAD}
+    if set(state.css_set) != live:
+        out.append(f"tasks in cgroups {sorted(state.css_set)}, live tasks {sorted(live)}")
+    out += [
+        f"task {pid} is in {_name(state, cg)}, which is offline"
+        for pid, cg in sorted(state.css_set.items())
+        if cg not in state.cgroups or not state.cgroups[cg].online
+    ]
+    return out
+
+
+@invariant(
+    "cgroup.bad_write_refused",
+    model=MODEL,
+    statement="A refused mkdir, rmdir, cgroup.procs or file write (the kernel's -errno) changes "
+    "nothing; a limit refused with -EBUSY may have reclaimed first, but keeps the old limit.",
+    source="kernel/cgroup/cgroup.c; mm/memcontrol.c mem_cgroup_write, mem_cgroup_resize_max; "
+    "kernel/cgroup/pids.c pids_max_write",
+    transition=True,
+)
+def bad_write_refused(before: CgroupState, step: Step, after: CgroupState) -> list[str]:
+    errnos = [err for kind, err, _ in after.events if kind == "refused"]
+    if not errnos:
+        return []
+    if step.action == "write" and step.args[1] == "memory.limit_in_bytes" and errnos == [EBUSY]:
+        cg = step.args[0]
+        if after.memory[cg].max != before.memory[cg].max:
+            return [
+                f"{_name(after, cg)}: the refused limit moved max from {before.memory[cg].max} to {after.memory[cg].max}"
+            ]
+        return []
+    if before.fingerprint() != after.fingerprint():
+        return [f"{step.action}{step.args} failed with -{errnos[0]} but changed the state"]
+    return []

@@ -1,0 +1,365 @@
+"""Control groups as a model: the memory and pids controllers of one cgroup hierarchy,
+acting on the scheduler's tasks and the buddy allocator's pages.
+
+The tasks are the CFS model's (model/sched): the task running on a CPU makes the system
+calls (it faults in anonymous pages, reads file pages, unmaps, forks a process or a thread,
+exits), a tick may switch tasks. Every page is the buddy model's (model/mm), charged to a
+memcg where the kernel charges it (model/cgroup/memory.py). Anyone may make and remove
+cgroups, move tasks between them and write their files, bad values included.
+
+Fork is fork and exec: a new process starts with an empty mm (copy-on-write is not
+modelled); a thread (CLONE_VM) shares its parent's. The checker's record of the charge
+transactions of the last step (``events``) is kept beside the state, out of its
+fingerprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+from model.cgroup import cgroup, memcontrol, memory, pids
+from model.cgroup.cgroup import ROOT, Cgroup
+from model.cgroup.memcontrol import Charge
+from model.cgroup.memory import Mm
+from model.cgroup.page_counter import PageCounter
+from model.cgroup.pids import PidsCgroup
+from model.contract import Model, action
+from model.mm import buddy
+from model.mm.buddy import BuddyConfig, BuddyState
+from model.sched import core
+from model.sched.model import SchedConfig, SchedModel, SchedState
+from model.sched.sched import TASK_RUNNING
+
+ENOENT = 2
+FILES = ("memory.limit_in_bytes", "memory.max_usage_in_bytes", "pids.max")
+
+
+@dataclass(frozen=True)
+class CgroupConfig:
+    sched: SchedConfig = SchedConfig(
+        nr_cpus=1, tasks=(0, 0), max_tasks=3, nice_values=(), preempt_sections=False
+    )
+    buddy: BuddyConfig = buddy.SMALL
+    names: tuple[str, ...] = ("A",)  # what mkdir may name a cgroup
+    max_cgroups: int = 3  # mkdir refuses beyond this many, offline ones that linger included
+    vaddrs: int = 2  # the anonymous pages of an mm
+    file_pages: int = 2  # the pages of the one file tasks read
+    limits: tuple[str, ...] = ("4K", "-1", "8X")  # values written to memory.limit_in_bytes
+    pids_limits: tuple[str, ...] = ("1", "max", "-1")  # values written to pids.max
+
+    def __post_init__(self) -> None:
+        for name in ("names", "limits", "pids_limits"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.sched, dict):
+            object.__setattr__(self, "sched", SchedConfig(**self.sched))
+        if isinstance(self.buddy, dict):
+            object.__setattr__(self, "buddy", BuddyConfig(**self.buddy))
+        if len(self.buddy.cpu_to_node) != self.sched.nr_cpus:
+            raise ValueError(
+                f"the buddy config has {len(self.buddy.cpu_to_node)} CPUs, the scheduler's {self.sched.nr_cpus}"
+            )
+        if self.max_cgroups < 1 or self.vaddrs < 1 or self.file_pages < 0:
+            raise ValueError("max_cgroups and vaddrs must be at least 1, file_pages at least 0")
+
+
+@dataclass(slots=True, eq=False)
+class CgroupState:
+    sched: SchedState
+    mm: BuddyState  # the pages
+    cgroups: dict[int, Cgroup]
+    css_set: dict[int, int]  # each live task's cgroup
+    memory: dict[int, PageCounter]  # each memcg's page counter (offline ones until uncharged)
+    pids: dict[int, PidsCgroup]  # each online cgroup's pids counter
+    page_memcg: dict[int, int]  # page->mem_cgroup of every committed page
+    mms: dict[int, Mm]
+    mm_of: dict[int, int]  # each live task's mm
+    pending: dict[int, tuple[int, Charge]]  # a fault's charge between its two halves: (vaddr, charge)
+    page_cache: tuple[tuple[int, int], ...]  # (file index, pfn), oldest first
+    killed: frozenset[int]  # OOM victims that have not exited yet
+    # The checker's record of the last step: ("try" | "commit" | "cancel", memcg, pfn),
+    # ("oom", memcg, victim) and ("refused", errno, 0).
+    events: tuple[tuple[str, int, int], ...] = field(default=())
+
+    def clone(self) -> CgroupState:
+        return CgroupState(
+            self.sched.clone(),
+            self.mm.clone(),
+            dict(self.cgroups),
+            dict(self.css_set),
+            dict(self.memory),
+            dict(self.pids),
+            dict(self.page_memcg),
+            dict(self.mms),
+            dict(self.mm_of),
+            dict(self.pending),
+            self.page_cache,
+            self.killed,
+        )
+
+    def fingerprint(self) -> Hashable:
+        return (
+            self.sched.fingerprint(),
+            self.mm.fingerprint(),
+            *(
+                tuple(sorted(d.items()))
+                for d in (
+                    self.cgroups,
+                    self.css_set,
+                    self.memory,
+                    self.pids,
+                    self.page_memcg,
+                    self.mms,
+                    self.mm_of,
+                    self.pending,
+                )
+            ),
+            self.page_cache,
+            self.killed,
+        )
+
+    def current(self, cpu: int) -> int | None:
+        """The task running on cpu, if it may make a system call: not idle, not about to sleep."""
+        t = self.sched.curr(cpu)
+        return None if t.is_idle or t.state != TASK_RUNNING else t.pid
+
+
+def _callers(s: CgroupState) -> list[tuple[int, int]]:
+    """(cpu, pid) of each running task that may start a system call: not killed (a fatal
+    signal sends it to exit), not in the middle of a fault."""
+    out = []
+    for cpu in range(len(s.sched.cpus)):
+        pid = s.current(cpu)
+        if pid is not None and pid not in s.killed and pid not in s.pending:
+            out.append((cpu, pid))
+    return out
+
+
+def _mkdir_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, str]]:
+    if len(s.cgroups) >= m.config.max_cgroups:
+        return []
+    return [(cg, name) for cg, c in sorted(s.cgroups.items()) if c.online for name in m.config.names]
+
+
+def _rmdir_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int]]:
+    return [(cg,) for cg, c in sorted(s.cgroups.items()) if c.online and cg != ROOT]
+
+
+def _attach_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, int]]:
+    bogus = s.sched.next_pid  # a pid no task has: -ESRCH
+    return [
+        (pid, cg)
+        for pid in (*sorted(s.css_set), bogus)
+        for cg in sorted(s.cgroups)
+        if s.css_set.get(pid) != cg
+    ]
+
+
+def _write_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, str, str]]:
+    values = {"memory.limit_in_bytes": m.config.limits, "memory.max_usage_in_bytes": ("0",)}
+    values["pids.max"] = m.config.pids_limits
+    return [
+        (cg, file, value)
+        for cg, c in sorted(s.cgroups.items())
+        if c.online
+        for file in FILES
+        for value in values[file]
+    ]
+
+
+def _fault_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, int]]:
+    return [
+        (cpu, vaddr)
+        for cpu, pid in _callers(s)
+        for vaddr in range(m.config.vaddrs)
+        if memory.pte_none(s, s.mm_of[pid], vaddr)
+    ]
+
+
+def _fault_map_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int]]:
+    return [(cpu,) for cpu in range(len(s.sched.cpus)) if s.sched.rqs[cpu].curr in s.pending]
+
+
+def _read_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, int]]:
+    cached = {index for index, _ in s.page_cache}
+    return [
+        (cpu, index) for cpu, _ in _callers(s) for index in range(m.config.file_pages) if index not in cached
+    ]
+
+
+def _munmap_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, int]]:
+    return [(cpu, vaddr) for cpu, pid in _callers(s) for vaddr, _ in s.mms[s.mm_of[pid]].ptes]
+
+
+def _fork_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, int, bool]]:
+    if len(s.css_set) >= m.config.sched.max_tasks:
+        return []
+    cpus = range(len(s.sched.cpus))
+    return [
+        (cpu, target, clone_vm) for cpu, _ in _callers(s) for target in cpus for clone_vm in (False, True)
+    ]
+
+
+def _exit_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int]]:
+    return [
+        (cpu,)
+        for cpu in range(len(s.sched.cpus))
+        if (pid := s.current(cpu)) is not None and pid not in s.pending
+    ]
+
+
+def _tick_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int]]:
+    return [(cpu,) for cpu in range(len(s.sched.cpus))]
+
+
+SMALL = CgroupConfig()
+# Large: two CPUs and four tasks at boot, up to six; three cgroups below the root (nested as
+# deep as mkdir makes them), 14 pages and more of them to touch.
+LARGE = CgroupConfig(
+    sched=SchedConfig(nr_cpus=2, tasks=(0, 0, 0, 0), max_tasks=6, nice_values=(), preempt_sections=False),
+    buddy=replace(buddy.SMALL, ram=((0, 5, 0), (6, 16, 0)), max_zone_pfn=(2, 4, 16), cpu_to_node=(0, 0)),
+    names=("A", "B"),
+    max_cgroups=4,
+    vaddrs=3,
+    file_pages=3,
+    limits=("4K", "8K", "12K", "-1", "8X"),
+    pids_limits=("1", "2", "max", "-1"),
+)
+
+
+def refused(s: CgroupState, result: int) -> int:
+    """A file system call's result, with a refusal noted for the checker."""
+    if result < 0:
+        s.events += (("refused", -result, 0),)
+    return result
+
+
+class CgroupModel(Model[CgroupState, CgroupConfig]):
+    """The memory and pids controllers over the scheduler's tasks and the buddy allocator."""
+
+    name = "cgroup"
+    Config = CgroupConfig
+    profiles: ClassVar[dict[str, Any]] = {"small": SMALL, "large": LARGE}
+
+    def init_state(self) -> CgroupState:
+        """cgroup_init: the root cgroup with every boot task in it, each task a process of its
+        own (an mm of its own)."""
+        sched = SchedModel(self.config.sched).init_state()
+        live = [pid for pid, t in sorted(sched.tasks.items()) if not t.is_idle]
+        return CgroupState(
+            sched=sched,
+            mm=buddy.BuddyModel(self.config.buddy).init_state(),
+            cgroups={ROOT: Cgroup("", None)},
+            css_set=dict.fromkeys(live, ROOT),
+            memory={ROOT: PageCounter()},
+            pids={ROOT: PidsCgroup(counter=0)},
+            page_memcg={},
+            mms={pid: Mm(pid) for pid in live},
+            mm_of={pid: pid for pid in live},
+            pending={},
+            page_cache=(),
+            killed=frozenset(),
+        )
+
+    # The cgroup file system.
+
+    @action("parent", "name", domain=_mkdir_domain)
+    def mkdir(self, s: CgroupState, parent: int, name: str) -> int:
+        """mkdir: a cgroup under parent, with its memcg and pids counters (css_alloc): its id,
+        or -EEXIST."""
+        cg = cgroup.cgroup_mkdir(s, parent, name)
+        if cg > 0:
+            s.memory[cg] = PageCounter()
+            s.pids[cg] = PidsCgroup()
+        return refused(s, cg)
+
+    @action("cg", domain=_rmdir_domain)
+    def rmdir(self, s: CgroupState, cg: int) -> int:
+        """rmdir: 0, or -EBUSY while tasks or online children are in it."""
+        err = cgroup.cgroup_destroy_locked(s, cg)
+        if not err:
+            del s.pids[cg]
+            memcontrol.css_free(s, cg)
+        return refused(s, err)
+
+    @action("pid", "cg", domain=_attach_domain)
+    def attach(self, s: CgroupState, pid: int, cg: int) -> int:
+        """echo pid > cgroup.procs: the task moves, its pids charge with it; its pages stay
+        charged where they are."""
+        err = cgroup.cgroup_procs_write(s, pid, cg)
+        if not err:
+            pids.pids_can_attach(s, s.css_set[pid], cg)
+            memcontrol.mem_cgroup_can_attach(s, pid, cg)
+            s.css_set[pid] = cg
+        return refused(s, err)
+
+    @action("cg", "file", "value", domain=_write_domain)
+    def write(self, s: CgroupState, cg: int, file: str, value: str) -> int:
+        """A write to one of the cgroup's files: 0 or the kernel's -errno."""
+        if file == "pids.max":
+            return refused(s, -ENOENT if cg == ROOT else pids.pids_max_write(s, cg, value))
+        return refused(s, memcontrol.mem_cgroup_write(s, cg, file, value, 0))
+
+    # The running tasks' system calls.
+
+    @action("cpu", "vaddr", domain=_fault_domain)
+    def fault(self, s: CgroupState, cpu: int, vaddr: int) -> int:
+        """A write to an unmapped anonymous page: do_anonymous_page's allocation and charge."""
+        return memory.do_anonymous_page(s, cpu, s.sched.rqs[cpu].curr, vaddr)
+
+    @action("cpu", domain=_fault_map_domain)
+    def fault_map(self, s: CgroupState, cpu: int) -> bool:
+        """The fault goes on under the page table lock: map and commit, or release."""
+        return memory.do_anonymous_page_map(s, cpu, s.sched.rqs[cpu].curr)
+
+    @action("cpu", "index", domain=_read_domain)
+    def read(self, s: CgroupState, cpu: int, index: int) -> int:
+        """read() of a file page that is not cached."""
+        return memory.add_to_page_cache_lru(s, cpu, s.sched.rqs[cpu].curr, index)
+
+    @action("cpu", "vaddr", domain=_munmap_domain)
+    def munmap(self, s: CgroupState, cpu: int, vaddr: int) -> None:
+        """munmap of one mapped page."""
+        pid = s.sched.rqs[cpu].curr
+        memory.zap_pte(s, s.mm_of[pid], vaddr, cpu)
+
+    @action("cpu", "target", "clone_vm", domain=_fork_domain)
+    def fork(self, s: CgroupState, cpu: int, target: int, clone_vm: bool) -> int:
+        """fork() (a process with an empty mm) or clone(CLONE_VM) (a thread), the child
+        woken on target: -EAGAIN if a pids.max refuses (cgroup_can_fork, before the task
+        exists), else the child's pid, in its parent's cgroup."""
+        parent = s.sched.rqs[cpu].curr
+        cg = s.css_set[parent]
+        err = pids.pids_can_fork(s, cg)
+        if err:
+            return err
+        child = SchedModel.fork(s.sched, cpu, target)
+        s.css_set[child] = cg
+        if clone_vm:
+            s.mm_of[child] = s.mm_of[parent]
+        else:
+            s.mms[child] = Mm(child)
+            s.mm_of[child] = child
+        return child
+
+    @action("cpu", domain=_exit_domain)
+    def exit(self, s: CgroupState, cpu: int) -> None:
+        """do_exit: exit_mm (the last user unmaps everything; the owner hands the mm on),
+        cgroup_exit (pids uncharged, the task leaves its cgroup), do_task_dead."""
+        pid = s.sched.rqs[cpu].curr
+        mm = s.mm_of.pop(pid)
+        users = sorted(p for p, m in s.mm_of.items() if m == mm)
+        if not users:
+            memory.zap_page_range(s, mm, cpu)
+            del s.mms[mm]
+        elif s.mms[mm].owner == pid:
+            s.mms[mm] = s.mms[mm]._replace(owner=users[0])  # mm_update_next_owner
+        pids.pids_release(s, s.css_set.pop(pid))
+        s.killed -= {pid}
+        core.do_task_dead(s.sched, cpu)
+
+    @action("cpu", domain=_tick_domain)
+    def tick(self, s: CgroupState, cpu: int) -> None:
+        """A clock tick on cpu: the running task may be preempted."""
+        core.scheduler_tick(s.sched, cpu)

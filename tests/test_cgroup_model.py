@@ -1,0 +1,161 @@
+"""The cgroup model against the kernel's behaviour: hierarchical charges, reclaim before the
+OOM killer, the fault's release path, charges that stay behind on migration, pids.max at
+fork, and the errnos of bad writes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+import invariants
+from checkers.explore import explore
+from model.cgroup import page_counter
+from model.cgroup.model import CgroupConfig, CgroupModel, CgroupState
+from model.cgroup.page_counter import PAGE_COUNTER_MAX
+from model.mm import buddy
+from model.sched.model import SchedConfig
+
+A = 1  # the first cgroup mkdir makes
+
+
+def run(
+    model: CgroupModel, state: CgroupState, *steps: tuple[str, tuple[Any, ...]]
+) -> tuple[CgroupState, list[Any]]:
+    results = []
+    for name, args in steps:
+        enabled = {(act.name, a) for act, a in model.enabled(state)}
+        assert (name, args) in enabled, (name, args)
+        state, result = model.step(state, model.action_by_name[name], args)
+        results.append(result)
+    return state, results
+
+
+def in_a(model: CgroupModel) -> tuple[CgroupState, int]:
+    """/A made, and the task running on CPU 0 moved into it."""
+    state = model.init_state()
+    pid = state.sched.rqs[0].curr
+    state, _ = run(model, state, ("mkdir", (0, "A")), ("attach", (pid, A)))
+    return state, pid
+
+
+def test_memparse_and_the_limit_file() -> None:
+    assert page_counter.page_counter_memparse("8K", "-1") == 2
+    assert page_counter.page_counter_memparse("4097", "-1") == 1  # rounded down to pages
+    assert page_counter.page_counter_memparse("-1", "-1") == PAGE_COUNTER_MAX
+    assert page_counter.page_counter_memparse("8X", "-1") is None
+    model = CgroupModel()
+    state, _ = in_a(model)
+    state, results = run(
+        model,
+        state,
+        ("write", (A, "memory.limit_in_bytes", "8X")),
+        ("write", (0, "memory.limit_in_bytes", "4K")),
+    )
+    assert results == [-22, -22]  # EINVAL for a bad value, and at the root
+
+
+def test_a_charge_is_a_charge_of_every_ancestor_and_the_page_stays_when_its_task_moves() -> None:
+    model = CgroupModel()
+    state, pid = in_a(model)
+    state, _ = run(model, state, ("fault", (0, 0)))
+    assert state.memory[A].usage == state.memory[0].usage == 1 and pid in state.pending
+    state, (mapped,) = run(model, state, ("fault_map", (0,)))
+    assert mapped and list(state.page_memcg.values()) == [A]
+    state, _ = run(model, state, ("attach", (pid, 0)), ("fault", (0, 1)), ("fault_map", (0,)))
+    assert sorted(state.page_memcg.values()) == [0, A]  # the new page is the root's; the old stays A's
+    assert state.memory[A].usage == 1
+    state, _ = run(model, state, ("munmap", (0, 0)))
+    assert state.memory[A].usage == 0 and state.memory[0].usage == 0
+
+
+def test_reclaim_comes_before_the_oom_killer() -> None:
+    model = CgroupModel()
+    state, pid = in_a(model)
+    state, results = run(model, state, ("write", (A, "memory.limit_in_bytes", "4K")), ("read", (0, 0)))
+    assert results == [0, 0] and len(state.page_cache) == 1
+    # The fault's charge finds A full: reclaim drops the cached page, and the fault goes on.
+    state, _ = run(model, state, ("fault", (0, 0)))
+    assert state.page_cache == () and state.memory[A].usage == 1 and not state.killed
+    state, _ = run(model, state, ("fault_map", (0,)))
+    # Nothing left to reclaim: the next charge kills the task with the most memory in A.
+    state, (result,) = run(model, state, ("fault", (0, 1)))
+    assert state.killed == {pid} and ("oom", A, pid) in state.events
+    assert state.memory[A].usage == 1 and state.mms[state.mm_of[pid]].ptes == ()  # reaped, recharged
+    assert result == 0
+
+
+def test_the_release_path_cancels_the_charge() -> None:
+    sched = SchedConfig(nr_cpus=2, tasks=(0,), max_tasks=3, nice_values=(), preempt_sections=False)
+    model = CgroupModel(CgroupConfig(sched=sched, buddy=replace(buddy.SMALL, cpu_to_node=(0, 0))))
+    state, pid = in_a(model)
+    state, (thread,) = run(model, state, ("fork", (0, 1, True)))  # a thread, woken on the idle CPU 1
+    state, _ = run(model, state, ("tick", (1,)))
+    assert state.sched.rqs[1].curr == thread and state.mm_of[thread] == state.mm_of[pid]
+    state, _ = run(model, state, ("fault", (0, 0)), ("fault", (1, 0)))  # both fault the same page
+    assert state.memory[A].usage == 2
+    state, _ = run(model, state, ("fault_map", (1,)), ("fault_map", (0,)))
+    # The second finds the pte set under the lock: mem_cgroup_cancel_charge, put_page.
+    assert [e[0] for e in state.events] == ["cancel"] and state.memory[A].usage == 1
+
+
+def test_pids_max_refuses_a_fork_but_not_a_move() -> None:
+    model = CgroupModel()
+    state, pid = in_a(model)
+    state, results = run(model, state, ("write", (A, "pids.max", "1")), ("fork", (0, 0, False)))
+    assert results == [0, -11] and state.pids[A].counter == 1  # EAGAIN, before the task exists
+    other = next(p for p in state.css_set if p != pid)
+    state, _ = run(model, state, ("attach", (other, A)))
+    assert state.pids[A].counter == 2  # above pids.max: pids_can_attach does not check
+    state, results = run(model, state, ("write", (A, "pids.max", "-1")), ("write", (0, "pids.max", "1")))
+    assert results == [-22, -2]  # EINVAL; ENOENT: the root has no pids.max
+
+
+def test_a_limit_below_usage_reclaims_then_refuses() -> None:
+    model = CgroupModel()
+    state, pid = in_a(model)
+    faults = [("fault", (0, v)) if i % 2 == 0 else ("fault_map", (0,)) for v in (0, 1) for i in (0, 1)]
+    state, _ = run(model, state, ("read", (0, 0)), *faults)
+    assert state.memory[A].usage == 3
+    state, (result,) = run(model, state, ("write", (A, "memory.limit_in_bytes", "4K")))
+    assert result == -16 and state.page_cache == ()  # the cache went, the anonymous pages cannot
+    assert state.memory[A].max == PAGE_COUNTER_MAX and state.memory[A].usage == 2
+    state, (result,) = run(model, state, ("write", (A, "memory.limit_in_bytes", "-1")))
+    assert result == 0
+
+
+def test_rmdir_and_the_memcg_that_outlives_its_cgroup() -> None:
+    model = CgroupModel()
+    state, pid = in_a(model)
+    state, _ = run(model, state, ("read", (0, 0)))
+    state, results = run(model, state, ("rmdir", (A,)), ("attach", (pid, 0)), ("rmdir", (A,)))
+    assert results == [-16, 0, 0]  # EBUSY while populated
+    assert not state.cgroups[A].online and state.memory[A].usage == 1  # a zombie: its page is charged
+    state, (result,) = run(model, state, ("attach", (pid, A)))
+    assert result == -19  # ENODEV
+    state, _ = run(model, state, ("write", (0, "memory.limit_in_bytes", "-1")))
+    assert A in state.memory
+
+
+def test_bad_configs_are_refused() -> None:
+    with pytest.raises(ValueError):
+        CgroupConfig(sched=SchedConfig(nr_cpus=2, tasks=(0,), nice_values=()))
+
+
+def test_a_small_exploration_holds() -> None:
+    model = CgroupModel()
+    result = explore(model, invariants.for_model("cgroup"), max_states=20_000)
+    assert result.status == "pass"
+
+
+def test_every_cgroup_mutant_is_killed_by_its_invariant() -> None:
+    from checkers.mutants.run import run_mutants
+
+    outcomes, missing = run_mutants(["cgroup"], seed=0)
+    assert [o.mutant.name for o in outcomes if not o.killed] == []
+    assert missing == []
+    assert len(outcomes) >= 5
+    for o in outcomes:
+        cex = o.result.counterexample
+        assert cex is not None and cex.invariant == o.mutant.breaks, o.mutant.name
