@@ -437,6 +437,7 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "stateful_sched": functools.partial(stateful_model, "sched"),
     "explore_tcp": explore_tcp,
     "stateful_tcp": functools.partial(stateful_model, "tcp"),
+    "stateful_cgroup": functools.partial(stateful_model, "cgroup"),
     "prove": prove_all,
     "sync_protocols": sync_protocols,
     "sync_spin": sync_spin,

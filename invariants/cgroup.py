@@ -148,6 +148,31 @@ def charge_transaction(before: CgroupState, step: Step, after: CgroupState) -> l
 
 
 @invariant(
+    "cgroup.oom_after_reclaim",
+    model=MODEL,
+    statement="The memcg OOM killer runs only when reclaim can free nothing: no page cache charged "
+    "in the memcg's subtree before the step is left after it.",
+    source="mm/memcontrol.c try_charge (try_to_free_mem_cgroup_pages before mem_cgroup_oom)",
+    transition=True,
+)
+def oom_after_reclaim(before: CgroupState, step: Step, after: CgroupState) -> list[str]:
+    out = []
+    for kind, memcg, victim in after.events:
+        if kind != "oom":
+            continue
+        kept = [
+            pfn
+            for entry in set(before.page_cache) & set(after.page_cache)
+            if in_subtree(after, after.page_memcg[pfn := entry[1]], memcg)
+        ]
+        if kept:
+            out.append(
+                f"{_name(after, memcg)} killed task {victim} with page cache {sorted(kept)} still to reclaim"
+            )
+    return out
+
+
+@invariant(
     "cgroup.watermark",
     model=MODEL,
     statement="A memcg's watermark (memory.max_usage_in_bytes) is at least its usage and never "
@@ -220,7 +245,11 @@ def hierarchy(state: CgroupState) -> list[str]:
             at = state.cgroups[at].parent
         if at is not None:
             out.append(f"cgroup {cg}'s parents do not lead to the root")
-        if c.online and c.parent is not None and not state.cgroups.get(c.parent, c._replace(online=False)).online:
+        if (
+            c.online
+            and c.parent is not None
+            and not state.cgroups.get(c.parent, c._replace(online=False)).online
+        ):
             out.append(f"{_name(state, cg)} is online under an offline parent")
         if c.online and (cg not in state.memory or cg not in state.pids):
             out.append(f"{_name(state, cg)} is online without its counters")

@@ -11,9 +11,10 @@ import pytest
 
 import invariants
 from checkers.explore import explore
-from model.cgroup import page_counter
-from model.cgroup.model import CgroupConfig, CgroupModel, CgroupState
+from model.cgroup import cgroup, page_counter
+from model.cgroup.model import LARGE, CgroupConfig, CgroupModel, CgroupState
 from model.cgroup.page_counter import PAGE_COUNTER_MAX
+from model.contract import Step
 from model.mm import buddy
 from model.sched.model import SchedConfig
 
@@ -84,6 +85,8 @@ def test_reclaim_comes_before_the_oom_killer() -> None:
     assert state.killed == {pid} and ("oom", A, pid) in state.events
     assert state.memory[A].usage == 1 and state.mms[state.mm_of[pid]].ptes == ()  # reaped, recharged
     assert result == 0
+    steps = [Step("mkdir", (0, "A")), Step("attach", (pid, A)), Step("fault", (0, 0))]
+    assert model.diagram(steps)[-2:] == ["       memcg / 1/max, /A 1/max", "       try pfn 4 to /A"]
 
 
 def test_the_release_path_cancels_the_charge() -> None:
@@ -103,10 +106,12 @@ def test_the_release_path_cancels_the_charge() -> None:
 def test_pids_max_refuses_a_fork_but_not_a_move() -> None:
     model = CgroupModel()
     state, pid = in_a(model)
-    state, results = run(model, state, ("write", (A, "pids.max", "1")), ("fork", (0, 0, False)))
-    assert results == [0, -11] and state.pids[A].counter == 1  # EAGAIN, before the task exists
-    other = next(p for p in state.css_set if p != pid)
-    state, _ = run(model, state, ("attach", (other, A)))
+    state, (child,) = run(model, state, ("fork", (0, 0, False)))
+    state, results = run(
+        model, state, ("attach", (child, 0)), ("write", (A, "pids.max", "1")), ("fork", (0, 0, False))
+    )
+    assert results == [0, 0, -11] and state.pids[A].counter == 1  # EAGAIN, before the task exists
+    state, _ = run(model, state, ("attach", (child, A)))
     assert state.pids[A].counter == 2  # above pids.max: pids_can_attach does not check
     state, results = run(model, state, ("write", (A, "pids.max", "-1")), ("write", (0, "pids.max", "1")))
     assert results == [-22, -2]  # EINVAL; ENOENT: the root has no pids.max
@@ -138,9 +143,23 @@ def test_rmdir_and_the_memcg_that_outlives_its_cgroup() -> None:
     assert A in state.memory
 
 
-def test_bad_configs_are_refused() -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(sched=SchedConfig(nr_cpus=1, tasks=(0,), nice_values=())),  # the buddy config has two CPUs
+        dict(boot_cgroups=("A/B",)),  # no /A before it
+        dict(boot_cgroups=("A", "B", "C")),  # more than max_cgroups
+    ],
+)
+def test_bad_configs_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        CgroupConfig(sched=SchedConfig(nr_cpus=2, tasks=(0,), nice_values=()))
+        CgroupConfig(**bad)
+
+
+def test_the_large_profile_boots_into_a_nested_hierarchy() -> None:
+    state = CgroupModel(LARGE).init_state()
+    assert sorted(cgroup.path(state, cg) for cg in state.cgroups) == ["/", "/A", "/A/B", "/A/B/C"]
+    assert [state.pids[cg].counter for cg in (1, 2, 3)] == [4, 2, 1] and len(state.css_set) == 6
 
 
 def test_a_small_exploration_holds() -> None:

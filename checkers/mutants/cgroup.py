@@ -93,6 +93,11 @@ def zap_pte_keeps_pte(state: CgroupState, mm: int, vaddr: int, cpu: int) -> None
     memcontrol.free_page(state, pfn, cpu)
 
 
+def no_reclaim(state: CgroupState, memcg: int, nr_pages: int, cpu: int) -> int:
+    """try_charge goes straight to the OOM killer: try_to_free_mem_cgroup_pages reclaims nothing."""
+    return 0
+
+
 def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
     mutant(f"cgroup.{name}", model="cgroup", breaks=f"cgroup.{breaks}", engine=engine, patches=patches)
 
@@ -116,7 +121,7 @@ _mutant(
     (PAGE_COUNTER, "page_counter_set_max", set_max_ignores_usage),
 )
 _mutant(
-    "release_without_cancel", "charge_transaction", "stateful", (MEMORY, "release", release_without_cancel)
+    "release_without_cancel", "charge_transaction", "explore", (MEMORY, "release", release_without_cancel)
 )
 _mutant(
     "uncharge_after_migration",
@@ -142,3 +147,9 @@ _mutant(
     (MEMCONTROL, "mem_cgroup_can_attach", move_pages_on_attach),
 )
 _mutant("munmap_keeps_pte", "page_owner", "explore", (MEMORY, "zap_pte", zap_pte_keeps_pte))
+_mutant(
+    "oom_without_reclaim",
+    "oom_after_reclaim",
+    "explore",
+    (MEMCONTROL, "try_to_free_mem_cgroup_pages", no_reclaim),
+)

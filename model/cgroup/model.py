@@ -15,7 +15,7 @@ fingerprint.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -23,9 +23,9 @@ from model.cgroup import cgroup, memcontrol, memory, pids
 from model.cgroup.cgroup import ROOT, Cgroup
 from model.cgroup.memcontrol import Charge
 from model.cgroup.memory import Mm
-from model.cgroup.page_counter import PageCounter
+from model.cgroup.page_counter import PAGE_COUNTER_MAX, PageCounter
 from model.cgroup.pids import PidsCgroup
-from model.contract import Model, action
+from model.contract import Model, Step, action
 from model.mm import buddy
 from model.mm.buddy import BuddyConfig, BuddyState
 from model.sched import core
@@ -38,19 +38,22 @@ FILES = ("memory.limit_in_bytes", "memory.max_usage_in_bytes", "pids.max")
 
 @dataclass(frozen=True)
 class CgroupConfig:
+    # Two CPUs and one task at boot, so that a thread forked onto the other CPU runs beside its
+    # parent at once (two faults of one mm at the same time).
     sched: SchedConfig = SchedConfig(
-        nr_cpus=1, tasks=(0, 0), max_tasks=3, nice_values=(), preempt_sections=False
+        nr_cpus=2, tasks=(0,), max_tasks=3, nice_values=(), preempt_sections=False
     )
-    buddy: BuddyConfig = buddy.SMALL
+    buddy: BuddyConfig = replace(buddy.SMALL, cpu_to_node=(0, 0))
     names: tuple[str, ...] = ("A",)  # what mkdir may name a cgroup
     max_cgroups: int = 3  # mkdir refuses beyond this many, offline ones that linger included
+    boot_cgroups: tuple[str, ...] = ()  # made at boot, each path under the one before it or the root
     vaddrs: int = 2  # the anonymous pages of an mm
     file_pages: int = 2  # the pages of the one file tasks read
     limits: tuple[str, ...] = ("4K", "-1", "8X")  # values written to memory.limit_in_bytes
     pids_limits: tuple[str, ...] = ("1", "max", "-1")  # values written to pids.max
 
     def __post_init__(self) -> None:
-        for name in ("names", "limits", "pids_limits"):
+        for name in ("names", "limits", "pids_limits", "boot_cgroups"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if isinstance(self.sched, dict):
             object.__setattr__(self, "sched", SchedConfig(**self.sched))
@@ -59,6 +62,14 @@ class CgroupConfig:
         if len(self.buddy.cpu_to_node) != self.sched.nr_cpus:
             raise ValueError(
                 f"the buddy config has {len(self.buddy.cpu_to_node)} CPUs, the scheduler's {self.sched.nr_cpus}"
+            )
+        for i, p in enumerate(self.boot_cgroups):
+            parent, _, name = p.rpartition("/")
+            if not name or parent not in ("", *self.boot_cgroups[:i]):
+                raise ValueError(f"boot cgroup {p!r}: its parent must be the root or an earlier boot cgroup")
+        if len(self.boot_cgroups) >= self.max_cgroups:
+            raise ValueError(
+                f"{len(self.boot_cgroups)} boot cgroups and the root exceed max_cgroups {self.max_cgroups}"
             )
         if self.max_cgroups < 1 or self.vaddrs < 1 or self.file_pages < 0:
             raise ValueError("max_cgroups and vaddrs must be at least 1, file_pages at least 0")
@@ -214,13 +225,16 @@ def _tick_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int]]:
 
 
 SMALL = CgroupConfig()
-# Large: two CPUs and four tasks at boot, up to six; three cgroups below the root (nested as
-# deep as mkdir makes them), 14 pages and more of them to touch.
+# Large: two CPUs and six tasks at boot, up to eight, spread over the root and /A/B/C nested
+# below it; two more cgroups for mkdir to make, 22 pages and more of them to touch.
 LARGE = CgroupConfig(
-    sched=SchedConfig(nr_cpus=2, tasks=(0, 0, 0, 0), max_tasks=6, nice_values=(), preempt_sections=False),
-    buddy=replace(buddy.SMALL, ram=((0, 5, 0), (6, 16, 0)), max_zone_pfn=(2, 4, 16), cpu_to_node=(0, 0)),
+    sched=SchedConfig(
+        nr_cpus=2, tasks=(0, 0, 0, 0, 0, 0), max_tasks=8, nice_values=(), preempt_sections=False
+    ),
+    buddy=replace(buddy.SMALL, ram=((0, 5, 0), (6, 24, 0)), max_zone_pfn=(2, 4, 24), cpu_to_node=(0, 0)),
     names=("A", "B"),
-    max_cgroups=4,
+    max_cgroups=6,
+    boot_cgroups=("A", "A/B", "A/B/C"),
     vaddrs=3,
     file_pages=3,
     limits=("4K", "8K", "12K", "-1", "8X"),
@@ -244,10 +258,11 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
 
     def init_state(self) -> CgroupState:
         """cgroup_init: the root cgroup with every boot task in it, each task a process of its
-        own (an mm of its own)."""
+        own (an mm of its own); then the boot cgroups are made and the tasks spread over the
+        root and them, round robin."""
         sched = SchedModel(self.config.sched).init_state()
         live = [pid for pid, t in sorted(sched.tasks.items()) if not t.is_idle]
-        return CgroupState(
+        state = CgroupState(
             sched=sched,
             mm=buddy.BuddyModel(self.config.buddy).init_state(),
             cgroups={ROOT: Cgroup("", None)},
@@ -261,6 +276,40 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
             page_cache=(),
             killed=frozenset(),
         )
+        by_path = {"": ROOT}
+        for p in self.config.boot_cgroups:
+            parent, _, name = p.rpartition("/")
+            by_path[p] = self.mkdir(state, by_path[parent], name)
+        made = list(by_path.values())
+        for i, pid in enumerate(live):
+            self.attach(state, pid, made[i % len(made)])
+        state.events = ()
+        return state
+
+    def diagram(self, steps: Sequence[Step]) -> list[str]:
+        """Each step with its result, who ran on each CPU, the memcgs whose counters it
+        changed (usage/max pages) and its charge events, in place of the buddy allocator's
+        internals."""
+        state = self.init_state()
+        lines = []
+        for n, step in enumerate(steps, 1):
+            before = state
+            state, result = self.step(state, self.action_by_name[step.action], step.args)
+            args = ", ".join(repr(a) for a in step.args)
+            running = " ".join(
+                f"cpu{cpu}:{_task(state.sched.rqs[cpu].curr)}" for cpu in range(len(state.sched.cpus))
+            )
+            lines.append(f"{n:>3}  {step.action}({args}) -> {result}    [{running}]")
+            counters = [
+                f"{cgroup.path(state, cg)} {c.usage}/{'max' if c.max == PAGE_COUNTER_MAX else c.max}"
+                for cg, c in sorted(state.memory.items())
+                if before.memory.get(cg) != c
+            ]
+            if counters:
+                lines.append("       memcg " + ", ".join(counters))
+            if state.events:
+                lines.append("       " + "; ".join(_event(state, *e) for e in state.events))
+        return lines
 
     # The cgroup file system.
 
@@ -363,3 +412,14 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
     def tick(self, s: CgroupState, cpu: int) -> None:
         """A clock tick on cpu: the running task may be preempted."""
         core.scheduler_tick(s.sched, cpu)
+
+
+def _event(state: CgroupState, kind: str, a: int, b: int) -> str:
+    if kind == "refused":
+        return f"refused: -{a}"
+    where = cgroup.path(state, a) if a in state.cgroups else f"memcg {a}"
+    return f"OOM in {where}: task {b} killed" if kind == "oom" else f"{kind} pfn {b} to {where}"
+
+
+def _task(pid: int) -> str:
+    return str(pid) if pid >= 0 else "idle"
