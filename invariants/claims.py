@@ -80,6 +80,40 @@ def ite(cond: Any, then: Any, otherwise: Any, bits: int) -> Any:
     return z3.If(cond, _bv(then, bits), _bv(otherwise, bits))
 
 
+def paths(run: Callable[[], Any]) -> list[tuple[Any, Any]]:
+    """Every path through model code that branches on z3 terms (an ``if`` on a comparison,
+    ``max``): run() is run once per sequence of branch outcomes, and each result comes with
+    its path condition. Infeasible paths come with unsatisfiable conditions. Code that meets
+    no z3 term runs once, with the condition True."""
+    out: list[tuple[Any, Any]] = []
+    todo: list[list[bool]] = [[]]
+    original = z3.AstRef.__bool__
+    while todo:
+        prefix = todo.pop()
+        taken: list[bool] = []
+        conds: list[Any] = []
+
+        def decide(e: Any, prefix: list[bool] = prefix, taken: list[bool] = taken, conds: list[Any] = conds) -> bool:
+            if not isinstance(e, z3.BoolRef) or z3.is_true(e) or z3.is_false(e):
+                return original(e)
+            if len(taken) < len(prefix):
+                b = prefix[len(taken)]
+            else:
+                b = False
+                todo.append([*taken, True])
+            taken.append(b)
+            conds.append(e if b else z3.Not(e))
+            return b
+
+        z3.AstRef.__bool__ = decide
+        try:
+            result = run()
+        finally:
+            z3.AstRef.__bool__ = original
+        out.append((z3.And(*conds) if conds else True, result))
+    return out
+
+
 def aligned(x: Any, a: Any) -> Any:
     """x is a multiple of the power of two a (IS_ALIGNED)."""
     return (x & (a - 1)) == 0

@@ -8,9 +8,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+import z3
 
 import invariants
 from checkers.explore import explore
+from checkers.prove import prove
+from invariants.claims import paths
 from model.cgroup import cgroup, page_counter
 from model.cgroup.model import LARGE, CgroupConfig, CgroupModel, CgroupState
 from model.cgroup.page_counter import PAGE_COUNTER_MAX
@@ -175,6 +178,19 @@ def test_every_cgroup_mutant_is_killed_by_its_invariant() -> None:
     assert [o.mutant.name for o in outcomes if not o.killed] == []
     assert missing == []
     assert len(outcomes) >= 5
+    assert len([o for o in outcomes if o.mutant.engine == "prove"]) >= 2
     for o in outcomes:
         cex = o.result.counterexample
-        assert cex is not None and cex.invariant == o.mutant.breaks, o.mutant.name
+        assert (cex is not None and cex.invariant == o.mutant.breaks) or o.result.refutation is not None, (
+            o.mutant.name
+        )
+
+
+def test_the_charge_proof_runs_the_model_both_ways_at_every_branch() -> None:
+    x = z3.Int("x")
+    found = paths(lambda: "over" if x > 3 else max(x, 1))
+    assert len(found) == 3 and {str(r) for _, r in found} == {"over", "1", "x"}
+    assert paths(lambda: 5 > 3) == [(True, True)]  # plain ints: one path
+    invariants.load_all()
+    result = prove(invariants.PROOFS["cgroup.try_charge_inductive"], samples=500, seed=0)
+    assert result.status == "pass", result

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from checkers.mutants import mutant
+from checkers.mutants import cgroup_prove, mutant  # noqa: F401  (registers the prove mutants)
 from model.cgroup import memcontrol, page_counter, pids
 from model.mm import buddy
 
