@@ -3,25 +3,38 @@
 vruntimes are u64 and compared as the kernel compares them, by (s64)(a - b). The rules that
 need history compare the states before and after a step; fairness reads the checker's epoch
 record the model keeps (model/sched/model.py).
+
+With task groups (group scheduling), a cfs_rq is a CPU's root one or a group's on a CPU, and an
+entity a task or a group entity: the rules then hold per cfs_rq, and rq_consistency also checks
+the group hierarchy (each group entity queued exactly while its cfs_rq has entities, the
+running chain, the group weights within [MIN_SHARES, tg->shares]).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from fractions import Fraction
+from typing import cast
 
 from invariants import invariant
 from model.contract import Step
 from model.hw.cpu import TICK_NSEC
 from model.sched import fair
-from model.sched.model import SchedState
+from model.sched.model import Epoch, SchedState, entity_order
 from model.sched.sched import (
+    MAX_SHARES,
+    MIN_SHARES,
     NICE_0_LOAD,
+    ROOT_TASK_GROUP,
     STATE_NAMES,
     TASK_DEAD,
     TASK_ON_RQ_QUEUED,
     TASK_RUNNING,
     TASK_WAKING,
+    CfsKey,
+    Entity,
+    SchedEntity,
+    TgSe,
 )
 
 MODEL = "sched"
@@ -47,6 +60,31 @@ def _state(s: int) -> str:
     return STATE_NAMES.get(s, hex(s))
 
 
+def _ename(k: Entity) -> str:
+    return f"task {k}" if isinstance(k, int) else f"group {k.tg}'s entity on cpu {k.cpu}"
+
+
+def _qname(q: CfsKey) -> str:
+    return f"cpu {q}" if isinstance(q, int) else f"group {q.tg}'s cfs_rq on cpu {q.cpu}"
+
+
+def _queues(state: SchedState) -> list[CfsKey]:
+    """Every cfs_rq: each CPU's root one, then each group's."""
+    return [*range(len(state.rqs)), *sorted(state.tg_cfs)]
+
+
+def _pids(keys: tuple[Entity | None, ...]) -> tuple[int, ...]:
+    """Entities known to be tasks (the root task group only)."""
+    return cast("tuple[int, ...]", keys)
+
+
+def _se(state: SchedState, k: Entity) -> SchedEntity | None:
+    if isinstance(k, int):
+        t = state.tasks.get(k)
+        return None if t is None else t.se
+    return state.tg_se.get(k)
+
+
 @invariant(
     "sched.min_vruntime_monotonic",
     model=MODEL,
@@ -55,11 +93,16 @@ def _state(s: int) -> str:
     transition=True,
 )
 def min_vruntime_monotonic(before: SchedState, step: Step, after: SchedState) -> list[str]:
-    return [
+    out = [
         f"cpu {cpu}'s min_vruntime went back by {_ns(-_delta(a.cfs.min_vruntime, b.cfs.min_vruntime))}"
         for cpu, (b, a) in enumerate(zip(before.rqs, after.rqs, strict=True))
         if _delta(a.cfs.min_vruntime, b.cfs.min_vruntime) < 0
     ]
+    for q in sorted(set(before.tg_cfs) & set(after.tg_cfs)):
+        back = _delta(after.tg_cfs[q].min_vruntime, before.tg_cfs[q].min_vruntime)
+        if back < 0:
+            out.append(f"{_qname(q)}'s min_vruntime went back by {_ns(-back)}")
+    return out
 
 
 @invariant(
@@ -67,7 +110,7 @@ def min_vruntime_monotonic(before: SchedState, step: Step, after: SchedState) ->
     model=MODEL,
     statement="A task queued before and after a step (same CPU, same weight) gains exactly calc_delta_fair "
     "of the runtime it was charged in vruntime: the runtime scaled by NICE_0_LOAD / its weight, and "
-    "nothing without runtime.",
+    "nothing without runtime. So does a group entity queued across a tick (same weight).",
     source="kernel/sched/fair.c update_curr, calc_delta_fair, __calc_delta",
     transition=True,
 )
@@ -79,21 +122,36 @@ def vruntime_accounting(before: SchedState, step: Step, after: SchedState) -> li
             continue
         if not (was.on_rq == t.on_rq == TASK_ON_RQ_QUEUED):
             continue  # placed on a wake-up or a fork, not charged
-        charged = t.se.sum_exec_runtime - was.se.sum_exec_runtime
-        gained = _delta(t.se.vruntime, was.se.vruntime)
-        expected = Fraction(charged * NICE_0_LOAD, t.se.load.weight)
-        # A step charges one update_curr (the clock moves only on a tick), and z3 proves that
-        # calc_delta_fair lies within a part in 2^26 of the exact ratio, less at most 1 ns
-        # (sched.calc_delta_fair_error, invariants/sched_proofs.py).
-        if not expected * (1 - CALC_DELTA_ERROR) - 1 <= gained <= expected * (1 + CALC_DELTA_ERROR):
-            shown = (_ns(gained), _ns(expected))
-            if shown[0] == shown[1]:
-                shown = (f"{gained} ns", f"{float(expected):.2f} ns")
-            out.append(
-                f"task {pid} (weight {t.se.load.weight}) ran {_ns(charged)} but its vruntime grew by "
-                f"{shown[0]}, not {shown[1]}"
-            )
+        if fair.task_group_of(before, pid) != fair.task_group_of(after, pid):
+            continue  # moved to another group's cfs_rq: renormalised (migration_renormalised)
+        out += _charged(_ename(pid), was.se, t.se)
+    if step.action == "tick":
+        # A group entity is also dequeued and enqueued (and placed) when a task moves
+        # between its groups: only a tick, which queues nothing, is pure charging.
+        for k in sorted(set(before.tg_se) & set(after.tg_se)):
+            se0, se1 = before.tg_se[k], after.tg_se[k]
+            if se0.on_rq and se1.on_rq and se0.load == se1.load:
+                # A group weight is any in [MIN_SHARES, MAX_SHARES], with its inverse
+                # 2^32 / w computed by __update_inv_weight: truncating that costs up to
+                # w / 2^32 of the result, and __calc_delta's renormalised fact 2^-31.
+                error = max(CALC_DELTA_ERROR, Fraction(se1.load.weight, 1 << 32) + Fraction(1, 1 << 31))
+                out += _charged(_ename(k), se0, se1, error)
     return out
+
+
+def _charged(name: str, was: SchedEntity, se: SchedEntity, error: Fraction = CALC_DELTA_ERROR) -> list[str]:
+    charged = se.sum_exec_runtime - was.sum_exec_runtime
+    gained = _delta(se.vruntime, was.vruntime)
+    expected = Fraction(charged * NICE_0_LOAD, se.load.weight)
+    # A step charges one update_curr (the clock moves only on a tick), and z3 proves that
+    # calc_delta_fair lies within a part in 2^26 of the exact ratio, less at most 1 ns, for
+    # every nice level (sched.calc_delta_fair_error, invariants/sched_proofs.py).
+    if expected * (1 - error) - 1 <= gained <= expected * (1 + error):
+        return []
+    shown = (_ns(gained), _ns(expected))
+    if shown[0] == shown[1]:
+        shown = (f"{gained} ns", f"{float(expected):.2f} ns")
+    return [f"{name} (weight {se.load.weight}) ran {_ns(charged)} but its vruntime grew by {shown[0]}, not {shown[1]}"]
 
 
 @invariant(
@@ -108,11 +166,29 @@ def queued_vruntime_stable(before: SchedState, step: Step, after: SchedState) ->
     out = []
     for cpu, (b, a) in enumerate(zip(before.rqs, after.rqs, strict=True)):
         for pid in set(b.cfs.timeline) & set(a.cfs.timeline):
+            if not isinstance(pid, int):
+                continue  # a group entity: below
             t0, t1 = before.tasks[pid], after.tasks[pid]
             if t0.se.load == t1.se.load and t0.se.vruntime != t1.se.vruntime:
                 out.append(
                     f"task {pid} waited in cpu {cpu}'s timeline but its vruntime moved by "
                     f"{_ns(_delta(t1.se.vruntime, t0.se.vruntime))}"
+                )
+    if not after.has_groups:
+        return out
+    for q in _queues(after):
+        if not isinstance(q, int) and q not in before.tg_cfs:
+            continue
+        for k in sorted(set(fair.cfs_of(before, q).timeline) & set(fair.cfs_of(after, q).timeline), key=entity_order):
+            # a group entity waits through a tick; another step may dequeue it and place it
+            # again (a task moving between its groups)
+            if (isinstance(q, int) and isinstance(k, int)) or (not isinstance(k, int) and step.action != "tick"):
+                continue
+            se0, se1 = _se(before, k), _se(after, k)
+            if se0 is not None and se1 is not None and se0.load == se1.load and se0.vruntime != se1.vruntime:
+                out.append(
+                    f"{_ename(k)} waited in {_qname(q)}'s timeline but its vruntime moved by "
+                    f"{_ns(_delta(se1.vruntime, se0.vruntime))}"
                 )
     return out
 
@@ -126,13 +202,16 @@ def queued_vruntime_stable(before: SchedState, step: Step, after: SchedState) ->
     source="kernel/sched/fair.c account_entity_enqueue/dequeue, __enqueue_entity, set_next_entity",
 )
 def rq_consistency(state: SchedState) -> list[str]:
+    if state.has_groups:
+        return _rq_consistency_groups(state)
     out = []
     seen: Counter[int] = Counter()
     for cpu, rq in enumerate(state.rqs):
         cfs = rq.cfs
+        timeline = _pids(cfs.timeline)  # the root task group only: every entity is a task
         where = f"cpu {cpu}"
-        queued = list(cfs.timeline)
-        seen.update(cfs.timeline)
+        queued = list(timeline)
+        seen.update(timeline)
         curr = state.tasks.get(rq.curr)
         if curr is None:
             out.append(f"{where}'s rq->curr is task {rq.curr}, which does not exist")
@@ -163,10 +242,10 @@ def rq_consistency(state: SchedState) -> list[str]:
         weight = sum(state.tasks[pid].se.load.weight for pid in queued)
         if cfs.load != weight:
             out.append(f"{where}'s load.weight is {cfs.load} but its queued entities weigh {weight}")
-        for left, right in zip(cfs.timeline, cfs.timeline[1:], strict=False):
+        for left, right in zip(timeline, timeline[1:], strict=False):
             if fair.entity_before(state.tasks[right].se, state.tasks[left].se):
                 out.append(f"{where}'s timeline has task {left} before task {right}, which has the smaller vruntime")
-        for pid in cfs.timeline:
+        for pid in timeline:
             t = state.tasks[pid]
             if t.cpu != cpu:
                 out.append(f"task {pid} is in cpu {cpu}'s timeline but belongs to cpu {t.cpu}")
@@ -177,7 +256,7 @@ def rq_consistency(state: SchedState) -> list[str]:
     out += [f"task {pid} is queued {n} times" for pid, n in sorted(seen.items()) if n > 1]
     for cpu, rq in enumerate(state.rqs):
         for name, buddy in (("next", rq.cfs.next), ("last", rq.cfs.last)):
-            running = state.tasks.get(rq.cfs.curr) if rq.cfs.curr is not None else None
+            running = state.tasks.get(_pids((rq.cfs.curr,))[0]) if rq.cfs.curr is not None else None
             queued_curr = running is not None and running.se.on_rq
             if buddy is not None and buddy not in rq.cfs.timeline and not (buddy == rq.cfs.curr and queued_curr):
                 out.append(f"cpu {cpu}'s cfs_rq->{name} buddy is task {buddy}, which is not queued there")
@@ -187,6 +266,115 @@ def rq_consistency(state: SchedState) -> list[str]:
         cfs = state.rqs[t.cpu].cfs
         if pid not in cfs.timeline and cfs.curr != pid:
             out.append(f"task {pid} is queued on cpu {t.cpu} but is neither in its timeline nor running")
+    return out
+
+
+def _rq_consistency_groups(state: SchedState) -> list[str]:
+    """rq_consistency with task groups: the same rules per cfs_rq, with rq->nr_running counting
+    the tasks queued at every level, and the group hierarchy: each task's and group's queue
+    exists; a group entity is queued exactly while its own cfs_rq has entities, with a weight
+    in [MIN_SHARES, tg->shares] and shares in [MIN_SHARES, MAX_SHARES]; the running task's
+    entity and each ancestor is its cfs_rq's curr, and no other cfs_rq of the CPU has one."""
+    out = []
+    seen: Counter[Entity] = Counter()
+    for tg, group in sorted(state.task_groups.items()):
+        if tg == ROOT_TASK_GROUP:
+            continue
+        if group.parent not in state.task_groups:
+            out.append(f"task group {tg}'s parent {group.parent} does not exist")
+        if not MIN_SHARES <= group.shares <= MAX_SHARES:
+            out.append(f"task group {tg}'s shares are {group.shares}, outside [{MIN_SHARES}, {MAX_SHARES}]")
+        for cpu in range(len(state.rqs)):
+            if TgSe(tg, cpu) not in state.tg_se or TgSe(tg, cpu) not in state.tg_cfs:
+                out.append(f"task group {tg} has no entity or cfs_rq on cpu {cpu}")
+    for pid, tg in sorted(state.sched_task_group.items()):
+        if pid not in state.tasks or tg not in state.task_groups:
+            out.append(f"task {pid} is recorded in task group {tg}, but one of them does not exist")
+    if out:
+        return out
+    for q in _queues(state):
+        cfs = fair.cfs_of(state, q)
+        where = _qname(q)
+        seen.update(cfs.timeline)
+        queued = list(cfs.timeline)
+        missing = [k for k in cfs.timeline if _se(state, k) is None]
+        if cfs.curr is not None:
+            curr_se = _se(state, cfs.curr)
+            if curr_se is None:
+                missing.append(cfs.curr)
+            elif curr_se.on_rq:
+                queued.append(cfs.curr)
+                seen[cfs.curr] += 1
+            if cfs.curr in cfs.timeline:
+                out.append(f"{where}'s curr {_ename(cfs.curr)} is also in its timeline")
+        if missing:
+            out.append(f"{where} holds {', '.join(map(_ename, missing))}, which do not exist")
+            continue
+        if cfs.nr_running != len(queued):
+            out.append(f"{where} counts {cfs.nr_running} queued entities but has {len(queued)}")
+        weight = sum(fair.se_of(state, k).load.weight for k in queued)
+        if cfs.load != weight:
+            out.append(f"{where}'s load.weight is {cfs.load} but its queued entities weigh {weight}")
+        for left, right in zip(cfs.timeline, cfs.timeline[1:], strict=False):
+            if fair.entity_before(fair.se_of(state, right), fair.se_of(state, left)):
+                out.append(f"{where}'s timeline has {_ename(left)} before {_ename(right)}, which has the smaller vruntime")
+        for k in queued:
+            if fair.cfs_rq_of(state, k) != q:
+                out.append(f"{_ename(k)} is queued on {where} but belongs to {_qname(fair.cfs_rq_of(state, k))}")
+            if isinstance(k, int) and state.tasks[k].on_rq != TASK_ON_RQ_QUEUED:
+                out.append(f"task {k} is queued on {where} but its p->on_rq is {state.tasks[k].on_rq}")
+            if not fair.se_of(state, k).on_rq:
+                out.append(f"{_ename(k)} is in {where}'s timeline but its se.on_rq is clear")
+        for name, buddy in (("next", cfs.next), ("last", cfs.last)):
+            if buddy is not None and buddy not in queued:
+                out.append(f"{where}'s cfs_rq->{name} buddy is {_ename(buddy)}, which is not queued there")
+    out += [f"{_ename(k)} is queued {n} times" for k, n in sorted(seen.items(), key=lambda kn: entity_order(kn[0])) if n > 1]
+    for k, se in sorted(state.tg_se.items()):
+        my_q = state.tg_cfs[k]
+        if se.on_rq != bool(my_q.nr_running):
+            out.append(
+                f"{_ename(k)} is {'queued' if se.on_rq else 'not queued'} but its cfs_rq has {my_q.nr_running} entities"
+            )
+        shares = state.task_groups[k.tg].shares
+        if not MIN_SHARES <= se.load.weight <= shares:
+            out.append(f"{_ename(k)} weighs {se.load.weight}, outside [{MIN_SHARES}, {shares}] (its group's shares)")
+    for cpu, rq in enumerate(state.rqs):
+        curr = state.tasks.get(rq.curr)
+        if curr is None:
+            out.append(f"cpu {cpu}'s rq->curr is task {rq.curr}, which does not exist")
+            continue
+        chain: list[Entity] = []
+        if not curr.is_idle:
+            if curr.cpu != cpu:
+                out.append(f"cpu {cpu} runs task {curr.pid}, which belongs to cpu {curr.cpu}")
+                continue
+            chain = fair.for_each_sched_entity(state, curr.pid)
+        for k in chain:
+            q = fair.cfs_rq_of(state, k)
+            if fair.cfs_of(state, q).curr != k:
+                what = fair.cfs_of(state, q).curr
+                out.append(
+                    f"cpu {cpu} runs task {curr.pid} but {_qname(q)}'s curr is "
+                    f"{'NULL' if what is None else _ename(what)}, not {_ename(k)}"
+                )
+        on_chain = {fair.cfs_rq_of(state, k) for k in chain}
+        for q in _queues(state):
+            if fair.cpu_of(q) == cpu and q not in on_chain and fair.cfs_of(state, q).curr is not None:
+                curr_k = fair.cfs_of(state, q).curr
+                assert curr_k is not None
+                out.append(f"cpu {cpu} runs {_ename(rq.curr)} but {_qname(q)}'s curr is {_ename(curr_k)}")
+        tasks = [
+            t.pid for t in state.tasks.values() if not t.is_idle and t.cpu == cpu and t.on_rq == TASK_ON_RQ_QUEUED
+        ]
+        if rq.nr_running != len(tasks):
+            out.append(f"cpu {cpu}'s rq->nr_running is {rq.nr_running} but {len(tasks)} tasks are queued there")
+    for pid, t in sorted(state.tasks.items()):
+        if t.is_idle or t.on_rq != TASK_ON_RQ_QUEUED or not t.se.on_rq or t.cpu >= len(state.rqs):
+            continue
+        q = fair.task_cfs_rq(state, pid)
+        cfs = fair.cfs_of(state, q)
+        if pid not in cfs.timeline and cfs.curr != pid:
+            out.append(f"task {pid} is queued on {_qname(q)} but is neither in its timeline nor running")
     return out
 
 
@@ -253,17 +441,30 @@ def wake_running_noop(before: SchedState, step: Step, after: SchedState) -> list
     return [f"waking task {pid}, which was already TASK_RUNNING, changed the scheduler's state"]
 
 
-def _period(state: SchedState, cpu: int) -> int:
-    """__sched_period of the CPU's queue: sched_latency, or min_granularity per task beyond
-    sched_nr_latency, scaled by 1 + ilog2(ncpus)."""
-    nr = state.rqs[cpu].cfs.nr_running
+def _period(state: SchedState, cpu: CfsKey) -> int:
+    """__sched_period of the CPU's queue (or of a group cfs_rq): sched_latency, or
+    min_granularity per task beyond sched_nr_latency, scaled by 1 + ilog2(ncpus)."""
+    return _period_of(state, fair.cfs_of(state, cpu).nr_running)
+
+
+def _period_of(state: SchedState, nr: int) -> int:
     factor = fair.get_update_sysctl_factor(len(state.cpus))
     return nr * fair.SCHED_MIN_GRANULARITY * factor if nr > fair.sched_nr_latency else fair.SCHED_LATENCY * factor
 
 
-def _ideal_runtime(state: SchedState, cpu: int, weight: int) -> Fraction:
+def _ideal_runtime(state: SchedState, cpu: CfsKey, weight: int) -> Fraction:
     """sched_slice in exact arithmetic: the period times the entity's share of the queue."""
-    return Fraction(_period(state, cpu) * weight, state.rqs[cpu].cfs.load)
+    return Fraction(_period(state, cpu) * weight, fair.cfs_of(state, cpu).load)
+
+
+def _hier_ideal_runtime(state: SchedState, k: Entity) -> Fraction:
+    """5.4's hierarchical sched_slice of a queued entity in exact arithmetic: the period of its
+    cfs_rq times its share there and each ancestor's share of the cfs_rq above."""
+    q = fair.cfs_rq_of(state, k)
+    ideal = Fraction(_period(state, q))
+    for e in fair.for_each_sched_entity(state, k):
+        ideal *= Fraction(fair.se_of(state, e).load.weight, fair.cfs_of(state, fair.cfs_rq_of(state, e)).load)
+    return ideal
 
 
 @invariant(
@@ -281,6 +482,8 @@ def tick_resched(before: SchedState, step: Step, after: SchedState) -> list[str]
     rq = after.rqs[cpu]
     if rq.sched_count != before.rqs[cpu].sched_count or rq.curr != before.rqs[cpu].curr:
         return []
+    if after.has_groups:
+        return _tick_resched_groups(before, cpu, after)
     t = after.tasks[rq.curr]
     if t.is_idle or rq.cfs.nr_running < 2 or t.need_resched:
         return []
@@ -289,6 +492,36 @@ def tick_resched(before: SchedState, step: Step, after: SchedState) -> list[str]
     if ran <= ideal:
         return []
     return [f"task {t.pid} has run {_ns(ran)} of an ideal {_ns(ideal)} on cpu {cpu}, but need_resched is clear"]
+
+
+def _tick_resched_groups(before: SchedState, cpu: int, after: SchedState) -> list[str]:
+    """tick_resched at every level of the running task: each entity of its chain whose cfs_rq
+    has another entity and which has run past its (hierarchical) ideal slice. A level whose
+    chain was reweighted in the tick (update_cfs_group) is not judged."""
+    t = after.tasks[after.rqs[cpu].curr]
+    if t.is_idle or t.need_resched:
+        return []
+    out = []
+    chain = fair.for_each_sched_entity(after, t.pid)
+    for i, k in enumerate(chain):
+        q = fair.cfs_rq_of(after, k)
+        if fair.cfs_of(after, q).nr_running < 2:
+            continue
+        if any(_weight(before, e) != _weight(after, e) for e in chain[i:]):
+            continue
+        se = fair.se_of(after, k)
+        ran = se.sum_exec_runtime - se.prev_sum_exec_runtime
+        ideal = _hier_ideal_runtime(after, k)
+        if ran > ideal:
+            out.append(
+                f"{_ename(k)} has run {_ns(ran)} of an ideal {_ns(ideal)} on {_qname(q)}, but need_resched is clear"
+            )
+    return out
+
+
+def _weight(state: SchedState, k: Entity) -> int | None:
+    se = _se(state, k)
+    return None if se is None else se.load.weight
 
 
 @invariant(
@@ -308,13 +541,20 @@ def fork_placement(before: SchedState, step: Step, after: SchedState) -> list[st
     out = []
     for pid in children:
         child = after.tasks[pid]
-        target = after.rqs[child.cpu].cfs
+        # the child's group cfs_rq (the root's without groups) on its CPU, and the parent's
+        # on the forking CPU, which placed it
+        leaf = fair.task_cfs_rq(after, pid)
+        target = fair.cfs_of(after, leaf)
         ahead = _delta(child.se.vruntime, target.min_vruntime)
-        parent_ahead = max(0, _delta(parent.se.vruntime, before.rqs[cpu].cfs.min_vruntime))
-        limit = parent_ahead + _period(after, child.cpu) * NICE_0_LOAD / child.se.load.weight + 1
+        origin = fair.cfs_of(before, fair.tg_cfs_rq(fair.task_group_of(before, parent.pid), cpu))
+        parent_ahead = max(0, _delta(parent.se.vruntime, origin.min_vruntime))
+        period = _period(after, leaf)
+        if after.has_groups:
+            period = max(period, _period_of(after, origin.nr_running + 1))
+        limit = parent_ahead + period * NICE_0_LOAD / child.se.load.weight + 1
         if not 0 <= ahead <= limit:
             out.append(
-                f"forked task {pid} starts {_ns(ahead)} after cpu {child.cpu}'s min_vruntime, outside "
+                f"forked task {pid} starts {_ns(ahead)} after {_qname(leaf)}'s min_vruntime, outside "
                 f"[0, {_ns(limit)}]"
             )
     return out
@@ -323,33 +563,63 @@ def fork_placement(before: SchedState, step: Step, after: SchedState) -> list[st
 @invariant(
     "sched.migration_renormalised",
     model=MODEL,
-    statement="A task moved to another CPU (by the load balancer, or woken there) keeps its place relative "
-    "to min_vruntime: its vruntime minus the new queue's min_vruntime equals what it was against the old "
-    "one (a woken task then placed no earlier than half a latency before it).",
+    statement="A task moved to another CPU (by the load balancer, or woken there) or to another task group "
+    "keeps its place relative to min_vruntime: its vruntime minus the new queue's min_vruntime equals what it "
+    "was against the old one (a woken task, or a sleeping one moved to another group, then placed no "
+    "earlier than half a latency before it).",
     source="kernel/sched/fair.c dequeue_entity, migrate_task_rq_fair, enqueue_entity (vruntime -= / += "
-    "min_vruntime), place_entity",
+    "min_vruntime), place_entity; task_move_group_fair (detach_task_cfs_rq, attach_task_cfs_rq)",
     transition=True,
 )
 def migration_renormalised(before: SchedState, step: Step, after: SchedState) -> list[str]:
+    out = _group_moves(before, after) if after.has_groups else []
     if step.action not in ("migrate", "wake_up"):
-        return []
+        return out
     pid, dst = step.args
     t0, t1 = before.tasks[pid], after.tasks[pid]
     if t0.cpu == dst or t1.cpu != dst:
-        return []
-    was = _delta(t0.se.vruntime, before.rqs[t0.cpu].cfs.min_vruntime)
-    now = _delta(t1.se.vruntime, after.rqs[dst].cfs.min_vruntime)
+        return out
+    src_q = fair.tg_cfs_rq(fair.task_group_of(before, pid), t0.cpu)
+    dst_q = fair.tg_cfs_rq(fair.task_group_of(after, pid), dst)
+    was = _delta(t0.se.vruntime, fair.cfs_of(before, src_q).min_vruntime)
+    now = _delta(t1.se.vruntime, fair.cfs_of(after, dst_q).min_vruntime)
     expected = was
     if step.action == "wake_up":  # then place_entity: at most half a latency before min_vruntime
-        thresh = fair.SCHED_LATENCY * fair.get_update_sysctl_factor(len(after.cpus)) >> 1
-        expected = max(was, -thresh)
+        expected = max(was, -_half_latency(after))
     if now == expected:
-        return []
+        return out
     how = "moved" if step.action == "migrate" else "was woken"
-    return [
+    return out + [
         f"task {pid} {how} from cpu {t0.cpu} to cpu {dst}: it was {_ns(was)} after min_vruntime and is "
         f"now {_ns(now)} after, not {_ns(expected)}"
     ]
+
+
+def _half_latency(state: SchedState) -> int:
+    return fair.SCHED_LATENCY * fair.get_update_sysctl_factor(len(state.cpus)) >> 1
+
+
+def _group_moves(before: SchedState, after: SchedState) -> list[str]:
+    """Tasks that changed task group (sched_move_task) on one CPU: a queued one keeps its
+    vruntime relative to min_vruntime; a sleeping one is first placed on its old cfs_rq (as if
+    woken), then keeps that."""
+    out = []
+    for pid in sorted(before.sched_task_group.keys() | after.sched_task_group.keys()):
+        t0, t1 = before.tasks.get(pid), after.tasks.get(pid)
+        tg0, tg1 = fair.task_group_of(before, pid), fair.task_group_of(after, pid)
+        if t0 is None or t1 is None or tg0 == tg1 or t0.cpu != t1.cpu or (t0.on_rq != 0) != (t1.on_rq != 0):
+            continue
+        if tg0 not in before.task_groups or tg1 not in after.task_groups:
+            continue
+        was = _delta(t0.se.vruntime, fair.cfs_of(before, fair.tg_cfs_rq(tg0, t0.cpu)).min_vruntime)
+        now = _delta(t1.se.vruntime, fair.cfs_of(after, fair.tg_cfs_rq(tg1, t1.cpu)).min_vruntime)
+        expected = was if t0.on_rq else max(was, -_half_latency(after))
+        if now != expected:
+            out.append(
+                f"task {pid} moved from task group {tg0} to {tg1}: it was {_ns(was)} after min_vruntime and is "
+                f"now {_ns(now)} after, not {_ns(expected)}"
+            )
+    return out
 
 
 @invariant(
@@ -366,9 +636,11 @@ def migration_renormalised(before: SchedState, step: Step, after: SchedState) ->
 )
 def fairness(state: SchedState) -> list[str]:
     out = []
-    for cpu, epoch in enumerate(state.epochs):
+    epochs: list[tuple[CfsKey, Epoch]] = list(enumerate(state.epochs))
+    epochs += sorted(state.group_epochs.items())
+    for q, epoch in epochs:
         members = epoch.members
-        if len(members) < 2 or state.rqs[cpu].cfs.load == 0:
+        if len(members) < 2 or not isinstance(q, int) and q not in state.tg_cfs or fair.cfs_of(state, q).load == 0:
             continue
         total_weight = sum(w for _, w, _, _ in members)
         wakeup_gran = fair.SCHED_WAKEUP_GRANULARITY * fair.get_update_sysctl_factor(len(state.cpus))
@@ -377,18 +649,26 @@ def fairness(state: SchedState) -> list[str]:
         # One run: its ideal slice (at least a tick) and two ticks; it may start a wakeup
         # granularity past the leftmost when it runs as a buddy.
         gain = max(
-            (max(_ideal_runtime(state, cpu, w), Fraction(TICK_NSEC)) + 2 * TICK_NSEC) * NICE_0_LOAD / w
+            (max(_ideal_runtime(state, q, w), Fraction(TICK_NSEC)) + 2 * TICK_NSEC) * NICE_0_LOAD / w
             for _, w, _, _ in members
         ) + max(Fraction(wakeup_gran * NICE_0_LOAD, w) for _, w, _, _ in members)
-        received = {pid: state.tasks[pid].se.sum_exec_runtime - s0 for pid, _, s0, _ in members}
+        received = {k: _runtime(state, k) - s0 for k, _, s0, _ in members}
         total = sum(received.values())
-        for pid, w, _, _ in members:
-            lag = received[pid] - Fraction(total * w, total_weight)
+        for k, w, _, _ in members:
+            lag = received[k] - Fraction(total * w, total_weight)
             # calc_delta_fair's fixed point: a part in 10^4 of the time, and a microsecond.
             bound = Fraction(w, NICE_0_LOAD) * (2 * spread0 + gain) + Fraction(total, 10_000) + 1000
             if abs(lag) > bound:
                 out.append(
-                    f"task {pid} (weight {w}) on cpu {cpu} got {_ns(received[pid])} of {_ns(total)}: "
+                    f"{_ename(k)} (weight {w}) on {_qname(q)} got {_ns(received[k])} of {_ns(total)}: "
                     f"{_ns(abs(lag))} {'over' if lag > 0 else 'under'} its share, beyond the bound {_ns(bound)}"
                 )
     return out
+
+
+def _runtime(state: SchedState, k: Entity) -> int:
+    if isinstance(k, int):
+        return state.tasks[k].se.sum_exec_runtime
+    se = _se(state, k)
+    assert se is not None, f"{_ename(k)} is in a fairness epoch but does not exist"
+    return se.sum_exec_runtime

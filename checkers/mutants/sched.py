@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkers.mutants import mutant, sched_prove  # noqa: F401  (registers the prove mutants)
 from model.sched import core, fair
-from model.sched.sched import NICE_0_LOAD, TASK_WAKING, SchedEntity, Task
+from model.sched.sched import NICE_0_LOAD, TASK_WAKING, Entity, SchedEntity, Task
 
 if TYPE_CHECKING:
     from model.sched.model import SchedState
@@ -83,7 +83,7 @@ def deactivate_task_keeps_on_rq(state: SchedState, cpu: int, pid: int, flags: in
     core.dequeue_task(state, cpu, pid, flags)
 
 
-def pick_next_entity_rightmost(state: SchedState, cpu: int) -> int | None:
+def pick_next_entity_rightmost(state: SchedState, cpu: int) -> Entity | None:
     """pick_next_entity takes the rightmost entity (rb_last for rb_first): the task furthest ahead runs on."""
     timeline = fair.cfs_of(state, cpu).timeline
     return timeline[-1] if timeline else None

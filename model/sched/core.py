@@ -29,7 +29,10 @@ from model.sched.sched import (
     ENQUEUE_MOVE,
     ENQUEUE_RESTORE,
     ENQUEUE_WAKEUP,
+    INIT_MIN_VRUNTIME,
+    NICE_0_LOAD,
     NICE_TO_PRIO,
+    ROOT_TASK_GROUP,
     SCHED_NORMAL,
     TASK_DEAD,
     TASK_NORMAL,
@@ -37,9 +40,12 @@ from model.sched.sched import (
     TASK_ON_RQ_QUEUED,
     TASK_RUNNING,
     TASK_WAKING,
+    CfsRq,
     LoadWeight,
     SchedEntity,
     Task,
+    TaskGroup,
+    TgSe,
     sched_prio_to_weight,
     sched_prio_to_wmult,
 )
@@ -80,14 +86,12 @@ def check_preempt_curr(state: SchedState, cpu: int, p: Task) -> None:
 
 def enqueue_task(state: SchedState, cpu: int, pid: int, flags: int) -> None:
     """kernel/sched/core.c enqueue_task -> enqueue_task_fair (which counts rq->nr_running)."""
-    fair.enqueue_entity(state, cpu, pid, flags)
-    state.set_rq(cpu, nr_running=state.rqs[cpu].nr_running + 1)
+    fair.enqueue_task_fair(state, cpu, pid, flags)
 
 
 def dequeue_task(state: SchedState, cpu: int, pid: int, flags: int) -> None:
     """kernel/sched/core.c dequeue_task -> dequeue_task_fair."""
-    fair.dequeue_entity(state, cpu, pid, flags)
-    state.set_rq(cpu, nr_running=state.rqs[cpu].nr_running - 1)
+    fair.dequeue_task_fair(state, cpu, pid, flags)
 
 
 def activate_task(state: SchedState, cpu: int, pid: int, flags: int) -> None:
@@ -106,13 +110,9 @@ def deactivate_task(state: SchedState, cpu: int, pid: int, flags: int, on_rq: in
 def pick_next_task(state: SchedState, cpu: int, prev: Task) -> int:
     """kernel/sched/core.c pick_next_task: the fair class's pick, or the idle task."""
     if not prev.is_idle:
-        fair.put_prev_entity(state, cpu, prev.pid)  # put_prev_task_fair
-    if not fair.cfs_of(state, cpu).nr_running:
-        return state.rqs[cpu].idle
-    nxt = fair.pick_next_entity(state, cpu)
-    assert nxt is not None
-    fair.set_next_entity(state, cpu, nxt)
-    return nxt
+        fair.put_prev_task_fair(state, cpu, prev.pid)
+    nxt = fair.pick_next_task_fair(state, cpu)
+    return state.rqs[cpu].idle if nxt is None else nxt
 
 
 def schedule_core(state: SchedState, cpu: int, preempt: bool) -> None:
@@ -136,6 +136,7 @@ def context_switch(state: SchedState, cpu: int, prev: int) -> None:
     """kernel/sched/core.c context_switch and finish_task_switch: a dead prev is reaped."""
     if state.tasks[prev].state == TASK_DEAD:
         del state.tasks[prev]  # put_task_struct_rcu_user
+        state.sched_task_group.pop(prev, None)
 
 
 def schedule(state: SchedState, cpu: int) -> None:
@@ -167,7 +168,7 @@ def scheduler_tick(state: SchedState, cpu: int) -> None:
     state.set_cpu(cpu, clock=c.clock + TICK_NSEC, ticks_off=c.ticks_off + (c.preempt_count > 0))
     curr = state.tasks[state.rqs[cpu].curr]
     if not curr.is_idle:
-        fair.entity_tick(state, cpu, curr.pid)
+        fair.task_tick_fair(state, cpu, curr.pid)
     if preemptible(state, cpu):
         preempt_schedule(state, cpu)
 
@@ -215,12 +216,13 @@ def set_task_cpu(state: SchedState, pid: int, new_cpu: int) -> None:
 
 
 def sched_fork(state: SchedState, cpu: int, parent: int, child: int) -> None:
-    """kernel/sched/core.c sched_fork: a new task of the parent's nice level with a fresh
-    sched_entity (__sched_fork), TASK_NEW (here TASK_WAKING: neither runnable nor wakeable),
-    placed by task_fork_fair."""
+    """kernel/sched/core.c sched_fork: a new task of the parent's nice level and task group
+    (dup_task_struct copies sched_task_group) with a fresh sched_entity (__sched_fork),
+    TASK_NEW (here TASK_WAKING: neither runnable nor wakeable), placed by task_fork_fair."""
     p = state.tasks[parent]
     se = SchedEntity(set_load_weight(p.static_prio), False, 0, 0, 0, 0, 0)
     state.tasks[child] = Task(child, TASK_WAKING, 0, cpu, SCHED_NORMAL, p.static_prio, False, se)
+    fair.set_task_group(state, child, fair.task_group_of(state, parent))
     fair.task_fork_fair(state, cpu, child)
 
 
@@ -249,7 +251,7 @@ def set_user_nice(state: SchedState, pid: int, nice: int) -> None:
     if queued:
         dequeue_task(state, cpu, pid, DEQUEUE_SAVE)
     if running:
-        fair.put_prev_entity(state, cpu, pid)
+        fair.put_prev_task_fair(state, cpu, pid)
     old_prio = p.static_prio
     set_task(state, pid, static_prio=NICE_TO_PRIO(nice))
     fair.reweight_entity(state, pid, set_load_weight(NICE_TO_PRIO(nice)))
@@ -259,7 +261,8 @@ def set_user_nice(state: SchedState, pid: int, nice: int) -> None:
         if delta < 0 or (delta > 0 and running):
             resched_curr(state, cpu)
     if running:
-        fair.set_next_entity(state, cpu, pid)
+        fair.set_next_task_fair(state, cpu, pid)
+        resched_curr(state, cpu)
 
 
 def move_queued_task(state: SchedState, pid: int, dst: int) -> None:
@@ -271,3 +274,68 @@ def move_queued_task(state: SchedState, pid: int, dst: int) -> None:
     activate_task(state, dst, pid, ENQUEUE_MOVE)
     check_preempt_curr(state, dst, state.tasks[pid])
 
+
+# Task groups (kernel/sched/core.c, the cpu controller's callbacks)
+
+
+def sched_create_group(state: SchedState, parent: int) -> int:
+    """kernel/sched/core.c sched_create_group and sched_online_group: a task group under parent
+    with shares NICE_0_LOAD and, on each CPU, a cfs_rq (init_cfs_rq: min_vruntime at -2^20)
+    and a group entity of weight NICE_0_LOAD queued nowhere yet (init_tg_cfs_entry). Its id."""
+    if parent not in state.task_groups:
+        raise ValueError(f"task group {parent} does not exist")
+    tg = state.next_tg
+    state.next_tg += 1
+    state.task_groups[tg] = TaskGroup(parent, NICE_0_LOAD)
+    for cpu in range(len(state.cpus)):
+        state.tg_cfs[TgSe(tg, cpu)] = CfsRq((), 0, 0, INIT_MIN_VRUNTIME, None)
+        state.tg_se[TgSe(tg, cpu)] = SchedEntity(LoadWeight(NICE_0_LOAD, 0), False, 0, 0, 0, 0, 0)
+    return tg
+
+
+def sched_destroy_group(state: SchedState, tg: int) -> None:
+    """kernel/sched/core.c sched_offline_group and sched_destroy_group (unregister and free the
+    group's entities and cfs_rqs). The cgroup core calls it only for an empty group without
+    children (rmdir refuses a populated cgroup or one with online children); anything else
+    is refused here with ValueError."""
+    if tg == ROOT_TASK_GROUP or tg not in state.task_groups:
+        raise ValueError(f"task group {tg} cannot be destroyed")
+    children = sorted(g for g, group in state.task_groups.items() if group.parent == tg)
+    tasks = sorted(pid for pid, g in state.sched_task_group.items() if g == tg)
+    if children or tasks:
+        raise ValueError(f"task group {tg} still has child groups {children} and tasks {tasks}")
+    for cpu in range(len(state.cpus)):
+        assert not state.tg_se[TgSe(tg, cpu)].on_rq and not state.tg_cfs[TgSe(tg, cpu)].nr_running
+        del state.tg_se[TgSe(tg, cpu)]
+        del state.tg_cfs[TgSe(tg, cpu)]
+        state.group_epochs.pop(TgSe(tg, cpu), None)
+    del state.task_groups[tg]
+
+
+def sched_move_task(state: SchedState, pid: int, tg: int) -> None:
+    """kernel/sched/core.c sched_move_task (a task attached to another cpu cgroup): dequeue it
+    (DEQUEUE_SAVE | DEQUEUE_MOVE) and put it back if it runs, change its group
+    (sched_change_group -> task_move_group_fair, which renormalises a sleeping task's
+    vruntime), then enqueue it (ENQUEUE_RESTORE | ENQUEUE_MOVE) and set it running again,
+    with TIF_NEED_RESCHED set (as 5.4 stable does, for a move into a throttled group). A task already in tg is left alone: the cgroup core attaches a task only to another css
+    (and later kernels return early here too); 5.4 would still dequeue and enqueue it."""
+    if tg not in state.task_groups:
+        raise ValueError(f"task group {tg} does not exist")
+    p = state.tasks[pid]
+    if p.is_idle:
+        raise ValueError(f"task {pid} is an idle task, which stays in the root task group")
+    if fair.task_group_of(state, pid) == tg:
+        return
+    cpu = p.cpu
+    queued = p.on_rq == TASK_ON_RQ_QUEUED
+    running = state.rqs[cpu].curr == pid
+    if queued:
+        dequeue_task(state, cpu, pid, DEQUEUE_SAVE | DEQUEUE_MOVE)
+    if running:
+        fair.put_prev_task_fair(state, cpu, pid)
+    fair.task_move_group_fair(state, pid, tg)
+    if queued:
+        enqueue_task(state, cpu, pid, ENQUEUE_RESTORE | ENQUEUE_MOVE)
+    if running:
+        fair.set_next_task_fair(state, cpu, pid)
+        resched_curr(state, cpu)

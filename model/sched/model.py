@@ -10,36 +10,46 @@ section; and, from anywhere, a wake-up, a nice change or a load-balancing migrat
 The state also keeps the checker's record of fairness (``epochs``): per CPU, the tasks that
 have stayed runnable there since the set last changed, with their CPU time and vruntime when
 it did. The model keeps it up to date after every action and never reads it.
+
+Task groups (group scheduling) are made, changed and joined from outside the actions here:
+the cgroup cpu controller calls core.sched_create_group, sched_destroy_group,
+sched_move_task and fair.sched_group_set_shares. Until a group is made, the state and its
+fingerprint are those of a scheduler without groups.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from model.contract import Model, action
 from model.hw.cpu import Cpu
-from model.sched import core
+from model.sched import core, fair
 from model.sched.sched import (
+    INIT_MIN_VRUNTIME,
     MAX_NICE,
     MIN_NICE,
+    NICE_0_LOAD,
     NICE_TO_PRIO,
+    ROOT_TASK_GROUP,
     TASK_DEAD,
     TASK_INTERRUPTIBLE,
     TASK_ON_RQ_QUEUED,
     TASK_RUNNING,
     TASK_UNINTERRUPTIBLE,
     TASK_WAKING,
+    CfsKey,
     CfsRq,
+    Entity,
     LoadWeight,
     Rq,
     SchedEntity,
     Task,
+    TaskGroup,
+    TgSe,
     idle_pid,
 )
-
-INIT_MIN_VRUNTIME = (1 << 64) - (1 << 20)  # init_cfs_rq: (u64)(-(1LL << 20))
 
 
 @dataclass(frozen=True)
@@ -68,24 +78,71 @@ class SchedConfig:
 
 class Epoch(NamedTuple):
     """The tasks runnable on a CPU since the set last changed: (pid, weight, CPU time and
-    vruntime when the epoch began), by pid."""
+    vruntime when the epoch began), by pid. With task groups, the entities (tasks and group
+    entities) queued on one cfs_rq."""
 
-    members: tuple[tuple[int, int, int, int], ...]
+    members: tuple[tuple[Entity, int, int, int], ...]
+
+
+def _root_groups() -> dict[int, TaskGroup]:
+    return {ROOT_TASK_GROUP: TaskGroup(None, NICE_0_LOAD)}
 
 
 @dataclass(slots=True, eq=False)
 class SchedState:
+    """The scheduler's state. The group-scheduling fields hold nothing but the root task group
+    until sched_create_group makes another: task_groups, each non-root group's per-CPU entity
+    (tg_se) and cfs_rq (tg_cfs), the task group of each task not in the root
+    (sched_task_group; a missing pid is in the root), the next task group id, and the
+    checker's fairness record of each group cfs_rq (group_epochs)."""
+
     cpus: tuple[Cpu, ...]
     rqs: tuple[Rq, ...]
     tasks: dict[int, Task]  # by pid; idle tasks have negative pids
     next_pid: int
-    epochs: tuple[Epoch, ...]  # the checker's fairness record, per CPU
+    epochs: tuple[Epoch, ...]  # the checker's fairness record, per CPU (of its root cfs_rq)
+    task_groups: dict[int, TaskGroup] = field(default_factory=_root_groups)
+    tg_se: dict[TgSe, SchedEntity] = field(default_factory=dict)
+    tg_cfs: dict[TgSe, CfsRq] = field(default_factory=dict)
+    sched_task_group: dict[int, int] = field(default_factory=dict)
+    next_tg: int = ROOT_TASK_GROUP + 1
+    group_epochs: dict[TgSe, Epoch] = field(default_factory=dict)
 
     def clone(self) -> SchedState:
-        return SchedState(self.cpus, self.rqs, dict(self.tasks), self.next_pid, self.epochs)
+        if not self.has_groups:  # nothing but the root: no group dict to copy
+            return SchedState(self.cpus, self.rqs, dict(self.tasks), self.next_pid, self.epochs)
+        return SchedState(
+            self.cpus,
+            self.rqs,
+            dict(self.tasks),
+            self.next_pid,
+            self.epochs,
+            dict(self.task_groups),
+            dict(self.tg_se),
+            dict(self.tg_cfs),
+            dict(self.sched_task_group),
+            self.next_tg,
+            dict(self.group_epochs),
+        )
+
+    @property
+    def has_groups(self) -> bool:
+        """A task group other than the root exists, or has existed."""
+        return self.next_tg != ROOT_TASK_GROUP + 1
 
     def fingerprint(self) -> Hashable:
-        return (self.cpus, self.rqs, tuple(sorted(self.tasks.items())), self.next_pid, self.epochs)
+        base = (self.cpus, self.rqs, tuple(sorted(self.tasks.items())), self.next_pid, self.epochs)
+        if not self.has_groups:
+            return base  # the root task group only: the fingerprint of a model without groups
+        return (
+            *base,
+            tuple(sorted(self.task_groups.items())),
+            tuple(sorted(self.tg_se.items())),
+            tuple(sorted(self.tg_cfs.items())),
+            tuple(sorted(self.sched_task_group.items())),
+            self.next_tg,
+            tuple(sorted(self.group_epochs.items())),
+        )
 
     def set_rq(self, cpu: int, **changes: Any) -> Rq:
         rqs = list(self.rqs)
@@ -116,7 +173,11 @@ def runnable(state: SchedState, cpu: int) -> tuple[tuple[int, int], ...]:
 
 def note_epochs(state: SchedState) -> None:
     """Begin a new fairness epoch on every CPU whose set of runnable tasks (or their weights)
-    changed."""
+    changed. With task groups, an epoch is kept per cfs_rq, of the entities queued on it
+    (tasks and group entities): each CPU's root cfs_rq in epochs, each group's in group_epochs."""
+    if state.has_groups:
+        note_group_epochs(state)
+        return
     epochs = list(state.epochs)
     for cpu, epoch in enumerate(epochs):
         now = runnable(state, cpu)
@@ -127,6 +188,34 @@ def note_epochs(state: SchedState) -> None:
                 )
             )
     state.epochs = tuple(epochs)
+
+
+def entity_order(k: Entity) -> tuple[int, int, int]:
+    """A sort key for entities: tasks by pid, then group entities by (tg, cpu)."""
+    return (0, k, 0) if isinstance(k, int) else (1, k.tg, k.cpu)
+
+
+def queued_entities(state: SchedState, q: CfsKey) -> tuple[tuple[Entity, int], ...]:
+    """(entity, weight) of the entities queued on cfs_rq q, its running one included."""
+    cfs = fair.cfs_of(state, q)
+    keys = [k for k in cfs.timeline if fair.entity_exists(state, k)]
+    if cfs.curr is not None and fair.entity_exists(state, cfs.curr) and fair.se_of(state, cfs.curr).on_rq:
+        keys.append(cfs.curr)
+    return tuple(sorted(((k, fair.se_of(state, k).load.weight) for k in set(keys)), key=lambda kw: entity_order(kw[0])))
+
+
+def _next_epoch(state: SchedState, epoch: Epoch | None, now: tuple[tuple[Entity, int], ...]) -> Epoch:
+    if epoch is not None and tuple((k, w) for k, w, _, _ in epoch.members) == now:
+        return epoch
+    return Epoch(tuple((k, w, fair.se_of(state, k).sum_exec_runtime, fair.se_of(state, k).vruntime) for k, w in now))
+
+
+def note_group_epochs(state: SchedState) -> None:
+    """note_epochs with task groups: an epoch per cfs_rq."""
+    state.epochs = tuple(_next_epoch(state, e, queued_entities(state, cpu)) for cpu, e in enumerate(state.epochs))
+    state.group_epochs = {
+        q: _next_epoch(state, state.group_epochs.get(q), queued_entities(state, q)) for q in sorted(state.tg_cfs)
+    }
 
 
 def _fair_curr(s: SchedState) -> list[int]:

@@ -3,6 +3,13 @@
 Every structure is an immutable value that a change replaces, so that a state's copy shares
 all it does not change. Tasks are named by pid; CPU c's idle task (swapper/c) is pid -1 - c.
 Load weights are kept scale_load_down()ed (NICE_0_LOAD 1024), as __calc_delta uses them.
+
+Group scheduling (CONFIG_FAIR_GROUP_SCHED, the cgroup cpu controller's side): a task_group has
+a parent and cpu.shares, and on each CPU a group sched_entity, queued on its parent's cfs_rq,
+whose my_q is the group's own cfs_rq there. Both are named by TgSe(tg, cpu). The root task
+group (ROOT_TASK_GROUP) has neither: its cfs_rq on a CPU is that CPU's rq->cfs. A scheduling
+entity is therefore named by a pid (a task) or a TgSe (a group), and a cfs_rq by a CPU (the
+root's) or a TgSe (a group's).
 """
 
 from __future__ import annotations
@@ -48,6 +55,12 @@ def PRIO_TO_NICE(prio: int) -> int:
 
 
 NICE_0_LOAD = 1024  # scale_load_down(NICE_0_LOAD) on 64-bit
+
+# kernel/sched/sched.h: the bounds of cpu.shares (tg->shares), in the same unscaled units
+MIN_SHARES = 1 << 1
+MAX_SHARES = 1 << 18
+ROOT_TASK_GROUP = 0  # root_task_group, whose shares are ROOT_TASK_GROUP_LOAD (NICE_0_LOAD)
+INIT_MIN_VRUNTIME = (1 << 64) - (1 << 20)  # init_cfs_rq: (u64)(-(1LL << 20))
 WMULT_CONST = 0xFFFFFFFF  # ~0U
 WMULT_SHIFT = 32
 
@@ -83,6 +96,8 @@ ENQUEUE_RESTORE = 0x02
 ENQUEUE_MOVE = 0x04
 ENQUEUE_MIGRATED = 0x40
 
+EINVAL = 22  # include/uapi/asm-generic/errno-base.h
+
 # Wake flags
 WF_FORK = 0x02
 WF_MIGRATED = 0x04
@@ -94,7 +109,9 @@ class LoadWeight(NamedTuple):
 
 
 class SchedEntity(NamedTuple):
-    """struct sched_entity of a task (no group scheduling)."""
+    """struct sched_entity of a task or of a task group on one CPU. A group entity's weight is
+    set by update_cfs_group (reweight_entity) and its inverse left 0 (update_load_set), and
+    nr_migrations stays 0."""
 
     load: LoadWeight
     on_rq: bool
@@ -126,17 +143,37 @@ class Task(NamedTuple):
         return PRIO_TO_NICE(self.static_prio)
 
 
+class TgSe(NamedTuple):
+    """tg->se[cpu] and tg->cfs_rq[cpu] (that entity's my_q) of a non-root task group."""
+
+    tg: int
+    cpu: int
+
+
+# A scheduling entity (a pid, or a group's TgSe) and a cfs_rq (a CPU's root one, or a group's)
+Entity = int | TgSe
+CfsKey = int | TgSe
+
+
+class TaskGroup(NamedTuple):
+    """struct task_group: its parent (None for the root) and cpu.shares (tg->shares)."""
+
+    parent: int | None
+    shares: int
+
+
 class CfsRq(NamedTuple):
     """struct cfs_rq: the timeline (the rb-tree, in order: by vruntime, equal keys in the order
-    they were inserted, as __enqueue_entity goes right on a tie), its load and min_vruntime."""
+    they were inserted, as __enqueue_entity goes right on a tie), its load and min_vruntime.
+    Entities are named by pid (a task) or TgSe (a group entity)."""
 
-    timeline: tuple[int, ...]  # pids, leftmost first
+    timeline: tuple[int | TgSe, ...]  # entities, leftmost first
     load: int  # load.weight: the weights of the queued entities, curr included
-    nr_running: int
+    nr_running: int  # the entities queued on this cfs_rq (not h_nr_running)
     min_vruntime: int
-    curr: int | None  # pid of cfs_rq->curr
-    next: int | None = None  # cfs_rq->next: the wakee that preempted, to run next if not unfair
-    last: int | None = None  # cfs_rq->last: the task it preempted (LAST_BUDDY)
+    curr: int | TgSe | None  # cfs_rq->curr
+    next: int | TgSe | None = None  # cfs_rq->next: the wakee that preempted, to run next if not unfair
+    last: int | TgSe | None = None  # cfs_rq->last: the task it preempted (LAST_BUDDY)
 
 
 class Rq(NamedTuple):
@@ -144,7 +181,7 @@ class Rq(NamedTuple):
 
     curr: int  # pid of rq->curr (the idle task's when nothing else runs)
     idle: int  # pid of rq->idle
-    nr_running: int
+    nr_running: int  # the tasks queued on the CPU, at every level (rq->cfs.h_nr_running)
     nr_switches: int
     sched_count: int  # schedstats: __schedule calls
     cfs: CfsRq
