@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from invariants import invariant
+from invariants import REGISTRY, invariant
 from model.cgroup.cgroup import ROOT, chain, in_subtree, path
 from model.cgroup.model import CgroupState
 from model.contract import Step
-from model.sched.sched import TASK_DEAD
+from model.sched import fair
+from model.sched.sched import MAX_SHARES, MIN_SHARES, TASK_DEAD
 
 MODEL = "cgroup"
 EBUSY = 16
@@ -261,6 +262,64 @@ def hierarchy(state: CgroupState) -> list[str]:
         for pid, cg in sorted(state.css_set.items())
         if cg not in state.cgroups or not state.cgroups[cg].online
     ]
+    for cg, c in sorted(state.cgroups.items()):
+        group = state.sched.task_groups.get(c.tg)
+        if c.online and (
+            group is None or (c.parent is not None and group.parent != state.cgroups[c.parent].tg)
+        ):
+            out.append(f"{_name(state, cg)}'s task group {c.tg} is not a child of its parent's")
+    out += [
+        f"task {pid} is in {_name(state, cg)} but in task group {fair.task_group_of(state.sched, pid)}"
+        for pid, cg in sorted(state.css_set.items())
+        if cg in state.cgroups and fair.task_group_of(state.sched, pid) != state.cgroups[cg].tg
+    ]
+    return out
+
+
+@invariant(
+    "cgroup.shares_clamped",
+    model=MODEL,
+    statement="Every task group's cpu.shares lies in [MIN_SHARES, MAX_SHARES], and every group entity "
+    "queued on a CPU weighs between MIN_SHARES and its group's shares.",
+    source="kernel/sched/fair.c sched_group_set_shares, calc_group_shares",
+)
+def shares_clamped(state: CgroupState) -> list[str]:
+    sched = state.sched
+    out = [
+        f"task group {tg}'s shares {g.shares} are outside [{MIN_SHARES}, {MAX_SHARES}]"
+        for tg, g in sorted(sched.task_groups.items())
+        if tg != 0 and not MIN_SHARES <= g.shares <= MAX_SHARES
+    ]
+    for k, se in sorted(sched.tg_se.items()):
+        shares = sched.task_groups[k.tg].shares
+        if se.on_rq and not MIN_SHARES <= se.load.weight <= shares:
+            out.append(
+                f"task group {k.tg}'s entity on cpu {k.cpu} weighs {se.load.weight}, outside [{MIN_SHARES}, {shares}]"
+            )
+    return out
+
+
+# The scheduler's own invariants, on the scheduler inside: the cgroup model's steps as the
+# scheduler model names them.
+_SCHED_STEPS = {"fork": "fork_task", "exit": "exit_task"}
+
+
+@invariant(
+    "cgroup.scheduler",
+    model=MODEL,
+    statement="Every invariant of the CFS model (sched.*) holds of the scheduler the cgroups drive: "
+    "run queue accounting per cfs_rq, vruntime charging, placement, and fairness between sibling "
+    "groups in their shares' ratio within the bounded lag.",
+    source="kernel/sched/fair.c; invariants/sched.py",
+    transition=True,
+)
+def scheduler(before: CgroupState, step: Step, after: CgroupState) -> list[str]:
+    name = _SCHED_STEPS.get(step.action, step.action)
+    sched_step = Step(name, step.args[:2] if name == "fork_task" else step.args)
+    out = []
+    for inv in sorted((i for i in REGISTRY.values() if i.model == "sched"), key=lambda i: i.name):
+        found = inv.check(before.sched, sched_step, after.sched) if inv.transition else inv.check(after.sched)
+        out += [f"{inv.name}: {msg}" for msg in found]
     return out
 
 

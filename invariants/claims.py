@@ -81,19 +81,23 @@ def ite(cond: Any, then: Any, otherwise: Any, bits: int) -> Any:
 
 
 def paths(run: Callable[[], Any]) -> list[tuple[Any, Any]]:
-    """Every path through model code that branches on z3 terms (an ``if`` on a comparison,
-    ``max``): run() is run once per sequence of branch outcomes, and each result comes with
-    its path condition. Infeasible paths come with unsatisfiable conditions. Code that meets
-    no z3 term runs once, with the condition True."""
+    """Every path through model code that branches on z3 terms (an ``if`` on a comparison or
+    an integer, ``max``): run() is run once per sequence of branch outcomes, and each result
+    comes with its path condition; ``//`` on z3 integers is Python's floor division.
+    Infeasible paths come with unsatisfiable conditions. Code that meets no z3 term runs once,
+    with the condition True."""
     out: list[tuple[Any, Any]] = []
     todo: list[list[bool]] = [[]]
     original = z3.AstRef.__bool__
+    floordiv = getattr(z3.ArithRef, "__floordiv__", None)
     while todo:
         prefix = todo.pop()
         taken: list[bool] = []
         conds: list[Any] = []
 
         def decide(e: Any, prefix: list[bool] = prefix, taken: list[bool] = taken, conds: list[Any] = conds) -> bool:
+            if isinstance(e, z3.ArithRef):
+                e = e != 0  # an int's truth
             if not isinstance(e, z3.BoolRef) or z3.is_true(e) or z3.is_false(e):
                 return original(e)
             if len(taken) < len(prefix):
@@ -106,12 +110,22 @@ def paths(run: Callable[[], Any]) -> list[tuple[Any, Any]]:
             return b
 
         z3.AstRef.__bool__ = decide
+        z3.ArithRef.__floordiv__ = _floordiv
         try:
             result = run()
         finally:
             z3.AstRef.__bool__ = original
+            if floordiv is None:
+                del z3.ArithRef.__floordiv__
+            else:
+                z3.ArithRef.__floordiv__ = floordiv
         out.append((z3.And(*conds) if conds else True, result))
     return out
+
+
+def _floordiv(a: Any, b: Any) -> Any:
+    """Python's a // b on z3 integers (z3's / is Euclidean: the same for b > 0)."""
+    return z3.If(b > 0, a / b, (-a) / (-b))
 
 
 def aligned(x: Any, a: Any) -> Any:

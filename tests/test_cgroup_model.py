@@ -18,6 +18,7 @@ from model.cgroup import cgroup, page_counter
 from model.cgroup.model import LARGE, CgroupConfig, CgroupModel, CgroupState
 from model.cgroup.page_counter import PAGE_COUNTER_MAX
 from model.contract import Step
+from model.hw.cpu import TICK_NSEC
 from model.mm import buddy
 from model.sched.model import SchedConfig
 
@@ -194,3 +195,30 @@ def test_the_charge_proof_runs_the_model_both_ways_at_every_branch() -> None:
     invariants.load_all()
     result = prove(invariants.PROOFS["cgroup.try_charge_inductive"], samples=500, seed=0)
     assert result.status == "pass", result
+
+
+def test_cpu_shares_divide_a_cpu_between_sibling_groups() -> None:
+    """/A (1024) and /B (2048), a task in each, one CPU: B's task gets twice A's CPU time,
+    within the scheduler's lag, and every invariant holds on the way (cgroup.scheduler runs
+    the scheduler's own, fairness per cfs_rq included)."""
+    sched = SchedConfig(nr_cpus=1, tasks=(0, 0), max_tasks=3, nice_values=(), preempt_sections=False)
+    model = CgroupModel(
+        CgroupConfig(sched=sched, buddy=buddy.SMALL, names=("A", "B"), shares=("2048", "0", "x"))
+    )
+    state = model.init_state()
+    state, results = run(
+        model, state, ("mkdir", (0, "A")), ("mkdir", (0, "B")), ("attach", (1, 1)), ("attach", (2, 2)),
+        ("write", (2, "cpu.shares", "2048")), ("write", (1, "cpu.shares", "x")), ("write", (0, "cpu.shares", "2048")),
+    )  # fmt: skip
+    assert results == [1, 2, 0, 0, 0, -22, -22]  # a bad number; the root group
+    checks = invariants.for_model("cgroup")
+    for _ in range(600):
+        before = state
+        state, _ = model.step(state, model.action_by_name["tick"], (0,))
+        for inv in checks:
+            found = inv.check(before, Step("tick", (0,)), state) if inv.transition else inv.check(state)
+            assert not found, (inv.name, found)
+    a, b = (state.sched.tasks[pid].se.sum_exec_runtime for pid in (1, 2))
+    assert a > 0 and abs(b - 2 * a) <= 6 * TICK_NSEC, (a, b)  # 2:1, within a few ticks of slices
+    state, (result,) = run(model, state, ("write", (1, "cpu.shares", "0")))
+    assert result == 0 and state.sched.task_groups[state.cgroups[1].tg].shares == 2  # clamped, no error

@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from checkers.mutants import cgroup_prove, mutant  # noqa: F401  (registers the prove mutants)
+from checkers.mutants import mutant
+from checkers.mutants.cgroup_prove import group_shares_without_floor, set_shares_unclamped
 from model.cgroup import memcontrol, page_counter, pids
 from model.mm import buddy
+from model.sched import fair
 
 if TYPE_CHECKING:
     from model.cgroup.memcontrol import Charge
     from model.cgroup.model import CgroupState
+    from model.sched.model import SchedState
 
 PAGE_COUNTER = "model.cgroup.page_counter"
 MEMCONTROL = "model.cgroup.memcontrol"
@@ -98,6 +101,15 @@ def no_reclaim(state: CgroupState, memcg: int, nr_pages: int, cpu: int) -> int:
     return 0
 
 
+def move_task_in_place(state: SchedState, pid: int, tg: int) -> None:
+    """sched_move_task changes the task's group (sched_change_group) without dequeuing and enqueuing it around the change: it stays queued on its old group's cfs_rq."""
+    fair.set_task_group(state, pid, tg)
+
+
+def attach_keeps_task_group(state: CgroupState, pid: int, tg: int) -> None:
+    """cpu_cgroup_attach does not call sched_move_task: the task runs on in its old task group."""
+
+
 def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
     mutant(f"cgroup.{name}", model="cgroup", breaks=f"cgroup.{breaks}", engine=engine, patches=patches)
 
@@ -152,4 +164,25 @@ _mutant(
     "oom_after_reclaim",
     "explore",
     (MEMCONTROL, "try_to_free_mem_cgroup_pages", no_reclaim),
+)
+_mutant(
+    "shares_unclamped",
+    "shares_clamped",
+    "explore",
+    ("model.sched.fair", "sched_group_set_shares", set_shares_unclamped),
+)
+_mutant(
+    "group_shares_without_floor",
+    "shares_clamped",
+    "stateful",
+    ("model.sched.fair", "calc_group_shares", group_shares_without_floor),
+)
+_mutant(
+    "attach_keeps_task_group",
+    "hierarchy",
+    "explore",
+    ("model.cgroup.cpu", "cpu_cgroup_attach", attach_keeps_task_group),
+)
+_mutant(
+    "move_task_in_place", "scheduler", "explore", ("model.sched.core", "sched_move_task", move_task_in_place)
 )

@@ -1,5 +1,6 @@
-"""Mutants of the page counters for the z3 proof (invariants/cgroup_proofs.py): each replaces
-page_counter_try_charge with a plausible kernel bug, which the proof must refute.
+"""Mutants of the page counters and the group share arithmetic for the z3 proofs
+(invariants/cgroup_proofs.py): each replaces a model function with a plausible kernel bug,
+which the proof must refute.
 
 Registered on import: checkers/mutants/cgroup.py imports this module."""
 
@@ -7,6 +8,9 @@ from __future__ import annotations
 
 from checkers.mutants import mutant
 from model.cgroup import page_counter
+from model.sched import fair
+from model.sched.model import SchedState
+from model.sched.sched import TgSe
 
 _try_charge = page_counter.page_counter_try_charge
 
@@ -39,6 +43,28 @@ def try_charge_no_revert(
     return None
 
 
+def set_shares_unclamped(state: SchedState, tg: int, shares: int) -> int:
+    """sched_group_set_shares stores cpu.shares as written, without the clamp to [MIN_SHARES, MAX_SHARES]."""
+    if tg == 0:
+        return -22
+    state.task_groups[tg] = state.task_groups[tg]._replace(shares=shares)
+    for cpu in range(len(state.cpus)):
+        for k in fair.for_each_sched_entity(state, TgSe(tg, cpu)):
+            fair.update_cfs_group(state, k)
+    return 0
+
+
+def group_shares_without_floor(state: SchedState, q: TgSe) -> int:
+    """calc_group_shares clamps to tg->shares only, not up to MIN_SHARES: a group with little load on a CPU weighs 0 or 1 there."""
+    tg_shares = state.task_groups[q.tg].shares
+    load = fair.cfs_of(state, q).load
+    tg_weight = sum(state.tg_cfs[TgSe(q.tg, cpu)].load for cpu in range(len(state.cpus)))
+    shares = tg_shares * load
+    if tg_weight:
+        shares //= tg_weight
+    return min(shares, tg_shares)
+
+
 mutant(
     "cgroup.prove_ancestors_unchecked",
     model="cgroup",
@@ -52,4 +78,18 @@ mutant(
     breaks="cgroup.try_charge_inductive",
     engine="prove",
     patches=(("model.cgroup.page_counter", "page_counter_try_charge", try_charge_no_revert),),
+)
+mutant(
+    "cgroup.prove_shares_unclamped",
+    model="cgroup",
+    breaks="cgroup.shares_clamp",
+    engine="prove",
+    patches=(("model.sched.fair", "sched_group_set_shares", set_shares_unclamped),),
+)
+mutant(
+    "cgroup.prove_group_shares_without_floor",
+    model="cgroup",
+    breaks="cgroup.group_shares_nonzero",
+    engine="prove",
+    patches=(("model.sched.fair", "calc_group_shares", group_shares_without_floor),),
 )

@@ -24,6 +24,7 @@ ESRCH = 3
 class Cgroup(NamedTuple):
     name: str
     parent: int | None  # None for the root
+    tg: int  # its task group in the scheduler (the cpu controller's css)
     online: bool = True
 
 
@@ -44,13 +45,16 @@ def path(state: CgroupState, cg: int) -> str:
     return "/" + "/".join(names)
 
 
-def cgroup_mkdir(state: CgroupState, parent: int, name: str) -> int:
-    """A new cgroup under parent (its controllers' css_alloc is the caller's): its id, or
-    -EEXIST."""
-    if any(c.online and c.parent == parent and c.name == name for c in state.cgroups.values()):
-        return -EEXIST
+def kernfs_name_taken(state: CgroupState, parent: int, name: str) -> bool:
+    """An online cgroup of that name is under parent: mkdir fails with -EEXIST."""
+    return any(c.online and c.parent == parent and c.name == name for c in state.cgroups.values())
+
+
+def cgroup_mkdir(state: CgroupState, parent: int, name: str, tg: int) -> int:
+    """A new cgroup under parent with the task group tg (the caller has checked the name and
+    runs the other controllers' css_alloc): its id."""
     cg = max(state.cgroups) + 1
-    state.cgroups[cg] = Cgroup(name, parent)
+    state.cgroups[cg] = Cgroup(name, parent, tg)
     return cg
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from model.cgroup import cgroup, memcontrol, memory, pids
+from model.cgroup import cpu as cpu_cgroup
 from model.cgroup.cgroup import ROOT, Cgroup
 from model.cgroup.memcontrol import Charge
 from model.cgroup.memory import Mm
@@ -29,11 +30,11 @@ from model.contract import Model, Step, action
 from model.mm import buddy
 from model.mm.buddy import BuddyConfig, BuddyState
 from model.sched import core
-from model.sched.model import SchedConfig, SchedModel, SchedState
-from model.sched.sched import TASK_RUNNING
+from model.sched.model import SchedConfig, SchedModel, SchedState, note_epochs
+from model.sched.sched import ROOT_TASK_GROUP, TASK_RUNNING
 
 ENOENT = 2
-FILES = ("memory.limit_in_bytes", "memory.max_usage_in_bytes", "pids.max")
+FILES = ("memory.limit_in_bytes", "memory.max_usage_in_bytes", "pids.max", "cpu.shares")
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,10 @@ class CgroupConfig:
     file_pages: int = 2  # the pages of the one file tasks read
     limits: tuple[str, ...] = ("4K", "-1", "8X")  # values written to memory.limit_in_bytes
     pids_limits: tuple[str, ...] = ("1", "max", "-1")  # values written to pids.max
+    shares: tuple[str, ...] = ("1", "2048", "x")  # values written to cpu.shares
 
     def __post_init__(self) -> None:
-        for name in ("names", "limits", "pids_limits", "boot_cgroups"):
+        for name in ("names", "limits", "pids_limits", "shares", "boot_cgroups"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if isinstance(self.sched, dict):
             object.__setattr__(self, "sched", SchedConfig(**self.sched))
@@ -170,6 +172,7 @@ def _attach_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, int]]:
 def _write_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, str, str]]:
     values = {"memory.limit_in_bytes": m.config.limits, "memory.max_usage_in_bytes": ("0",)}
     values["pids.max"] = m.config.pids_limits
+    values["cpu.shares"] = m.config.shares
     return [
         (cg, file, value)
         for cg, c in sorted(s.cgroups.items())
@@ -239,6 +242,7 @@ LARGE = CgroupConfig(
     file_pages=3,
     limits=("4K", "8K", "12K", "-1", "8X"),
     pids_limits=("1", "2", "max", "-1"),
+    shares=("0", "512", "2048", "262145", "x"),
 )
 
 
@@ -265,7 +269,7 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
         state = CgroupState(
             sched=sched,
             mm=buddy.BuddyModel(self.config.buddy).init_state(),
-            cgroups={ROOT: Cgroup("", None)},
+            cgroups={ROOT: Cgroup("", None, ROOT_TASK_GROUP)},
             css_set=dict.fromkeys(live, ROOT),
             memory={ROOT: PageCounter()},
             pids={ROOT: PidsCgroup(counter=0)},
@@ -284,7 +288,13 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
         for i, pid in enumerate(live):
             self.attach(state, pid, made[i % len(made)])
         state.events = ()
+        note_epochs(state.sched)
         return state
+
+    def step(self, state: CgroupState, act: Any, args: Any) -> tuple[CgroupState, Any]:
+        after, result = super().step(state, act, args)
+        note_epochs(after.sched)  # the scheduler's fairness record, as SchedModel.step keeps it
+        return after, result
 
     def diagram(self, steps: Sequence[Step]) -> list[str]:
         """Each step with its result, who ran on each CPU, the memcgs whose counters it
@@ -315,19 +325,21 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
 
     @action("parent", "name", domain=_mkdir_domain)
     def mkdir(self, s: CgroupState, parent: int, name: str) -> int:
-        """mkdir: a cgroup under parent, with its memcg and pids counters (css_alloc): its id,
-        or -EEXIST."""
-        cg = cgroup.cgroup_mkdir(s, parent, name)
-        if cg > 0:
-            s.memory[cg] = PageCounter()
-            s.pids[cg] = PidsCgroup()
-        return refused(s, cg)
+        """mkdir: a cgroup under parent, with its task group, memcg and pids counters
+        (css_alloc): its id, or -EEXIST."""
+        if cgroup.kernfs_name_taken(s, parent, name):
+            return refused(s, -cgroup.EEXIST)
+        cg = cgroup.cgroup_mkdir(s, parent, name, cpu_cgroup.cpu_cgroup_css_alloc(s, s.cgroups[parent].tg))
+        s.memory[cg] = PageCounter()
+        s.pids[cg] = PidsCgroup()
+        return cg
 
     @action("cg", domain=_rmdir_domain)
     def rmdir(self, s: CgroupState, cg: int) -> int:
         """rmdir: 0, or -EBUSY while tasks or online children are in it."""
         err = cgroup.cgroup_destroy_locked(s, cg)
         if not err:
+            cpu_cgroup.cpu_cgroup_css_free(s, s.cgroups[cg].tg)
             del s.pids[cg]
             memcontrol.css_free(s, cg)
         return refused(s, err)
@@ -341,6 +353,7 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
             pids.pids_can_attach(s, s.css_set[pid], cg)
             memcontrol.mem_cgroup_can_attach(s, pid, cg)
             s.css_set[pid] = cg
+            cpu_cgroup.cpu_cgroup_attach(s, pid, s.cgroups[cg].tg)
         return refused(s, err)
 
     @action("cg", "file", "value", domain=_write_domain)
@@ -348,6 +361,8 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
         """A write to one of the cgroup's files: 0 or the kernel's -errno."""
         if file == "pids.max":
             return refused(s, -ENOENT if cg == ROOT else pids.pids_max_write(s, cg, value))
+        if file == "cpu.shares":
+            return refused(s, cpu_cgroup.cpu_shares_write_u64(s, s.cgroups[cg].tg, value))
         return refused(s, memcontrol.mem_cgroup_write(s, cg, file, value, 0))
 
     # The running tasks' system calls.
