@@ -1,5 +1,5 @@
-"""Control groups as a model: the memory and pids controllers of one cgroup hierarchy,
-acting on the scheduler's tasks and the buddy allocator's pages.
+"""Control groups as a model: the cpu, memory and pids controllers of one cgroup hierarchy,
+acting on the scheduler's tasks and task groups and the buddy allocator's pages.
 
 The tasks are the CFS model's (model/sched): the task running on a CPU makes the system
 calls (it faults in anonymous pages, reads file pages, unmaps, forks a process or a thread,
@@ -39,6 +39,9 @@ FILES = ("memory.limit_in_bytes", "memory.max_usage_in_bytes", "pids.max", "cpu.
 
 @dataclass(frozen=True)
 class CgroupConfig:
+    """The machine (a scheduler and a buddy allocator config of the same CPUs), the bounds of
+    the hierarchy, and the values the files may be written."""
+
     # Two CPUs and one task at boot, so that a thread forked onto the other CPU runs beside its
     # parent at once (two faults of one mm at the same time).
     sched: SchedConfig = SchedConfig(
@@ -254,7 +257,7 @@ def refused(s: CgroupState, result: int) -> int:
 
 
 class CgroupModel(Model[CgroupState, CgroupConfig]):
-    """The memory and pids controllers over the scheduler's tasks and the buddy allocator."""
+    """The cpu, memory and pids controllers over the scheduler's tasks and the buddy allocator."""
 
     name = "cgroup"
     Config = CgroupConfig

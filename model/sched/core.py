@@ -262,7 +262,6 @@ def set_user_nice(state: SchedState, pid: int, nice: int) -> None:
             resched_curr(state, cpu)
     if running:
         fair.set_next_task_fair(state, cpu, pid)
-        resched_curr(state, cpu)
 
 
 def move_queued_task(state: SchedState, pid: int, dst: int) -> None:
@@ -338,4 +337,3 @@ def sched_move_task(state: SchedState, pid: int, tg: int) -> None:
         enqueue_task(state, cpu, pid, ENQUEUE_RESTORE | ENQUEUE_MOVE)
     if running:
         fair.set_next_task_fair(state, cpu, pid)
-        resched_curr(state, cpu)
