@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from checkers.mutants import mutant
-from checkers.mutants.cgroup_prove import group_shares_without_floor, set_shares_unclamped
+from checkers.mutants.cgroup_prove import group_shares_without_floor, shares_unclamped
 from model.cgroup import memcontrol, page_counter, pids
 from model.mm import buddy
 from model.sched import fair
@@ -169,7 +169,7 @@ _mutant(
     "shares_unclamped",
     "shares_clamped",
     "explore",
-    ("model.sched.fair", "sched_group_set_shares", set_shares_unclamped),
+    ("model.sched.fair", "clamp_shares", shares_unclamped),
 )
 _mutant(
     "group_shares_without_floor",

@@ -43,15 +43,9 @@ def try_charge_no_revert(
     return None
 
 
-def set_shares_unclamped(state: SchedState, tg: int, shares: int) -> int:
+def shares_unclamped(shares: int) -> int:
     """sched_group_set_shares stores cpu.shares as written, without the clamp to [MIN_SHARES, MAX_SHARES]."""
-    if tg == 0:
-        return -22
-    state.task_groups[tg] = state.task_groups[tg]._replace(shares=shares)
-    for cpu in range(len(state.cpus)):
-        for k in fair.for_each_sched_entity(state, TgSe(tg, cpu)):
-            fair.update_cfs_group(state, k)
-    return 0
+    return shares
 
 
 def group_shares_without_floor(state: SchedState, q: TgSe) -> int:
@@ -84,7 +78,7 @@ mutant(
     model="cgroup",
     breaks="cgroup.shares_clamp",
     engine="prove",
-    patches=(("model.sched.fair", "sched_group_set_shares", set_shares_unclamped),),
+    patches=(("model.sched.fair", "clamp_shares", shares_unclamped),),
 )
 mutant(
     "cgroup.prove_group_shares_without_floor",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 EINVAL = 22
 ERANGE = 34
 ULLONG_MAX = (1 << 64) - 1
+SCHED_FIXEDPOINT_SHIFT = 10
 
 
 def cpu_cgroup_css_alloc(state: CgroupState, parent_tg: int) -> int:
@@ -43,4 +44,6 @@ def cpu_shares_write_u64(state: CgroupState, tg: int, buf: str) -> int:
     shareval = int(buf)
     if shareval > ULLONG_MAX:
         return -ERANGE
-    return fair.sched_group_set_shares(state.sched, tg, min(shareval, MAX_SHARES + 1))
+    if shareval > ULLONG_MAX >> SCHED_FIXEDPOINT_SHIFT:  # scale_load would overflow
+        shareval = MAX_SHARES
+    return fair.sched_group_set_shares(state.sched, tg, shareval)

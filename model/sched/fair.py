@@ -771,6 +771,11 @@ def update_cfs_group(state: SchedState, k: Entity) -> None:
     reweight_entity(state, k, LoadWeight(calc_group_shares(state, my_q), 0))
 
 
+def clamp_shares(shares: int) -> int:
+    """clamp(shares, scale_load(MIN_SHARES), scale_load(MAX_SHARES))."""
+    return max(MIN_SHARES, min(shares, MAX_SHARES))
+
+
 def sched_group_set_shares(state: SchedState, tg: int, shares: int) -> int:
     """kernel/sched/fair.c sched_group_set_shares, for a write of cpu.shares: -EINVAL for the
     root group (which has no entities); else shares is clamped to [MIN_SHARES, MAX_SHARES]
@@ -780,7 +785,7 @@ def sched_group_set_shares(state: SchedState, tg: int, shares: int) -> int:
     value too large to scale ends at MAX_SHARES, as 5.4 stable's cap before scale_load does."""
     if tg == ROOT_TASK_GROUP:
         return -EINVAL
-    shares = max(MIN_SHARES, min(shares, MAX_SHARES))
+    shares = clamp_shares(shares)
     group = state.task_groups[tg]
     if group.shares == shares:
         return 0
