@@ -14,8 +14,12 @@ from collections import Counter
 
 from invariants import REGISTRY, invariant
 from model.cgroup.cgroup import ROOT, chain, in_subtree, path
+from model.cgroup.memcontrol import compound_nr
 from model.cgroup.model import CgroupState
 from model.contract import Step
+from model.hw.memory import PAGE_SHIFT
+from model.mm import slub
+from model.mm.slab_common import SLAB_ACCOUNT
 from model.sched import fair
 from model.sched.sched import MAX_SHARES, MIN_SHARES, TASK_DEAD
 
@@ -61,12 +65,16 @@ def hierarchy_sum(state: CgroupState) -> list[str]:
 @invariant(
     "cgroup.pages_match_usage",
     model=MODEL,
-    statement="Each memcg's usage is exactly the pages committed to a memcg in its subtree plus "
-    "the charges still pending there (the root memcg charges nothing of its own).",
-    source="mm/memcontrol.c try_charge, commit_charge, cancel_charge, uncharge_page",
+    statement="Each memcg's usage is exactly the pages committed to a memcg in its subtree (a "
+    "slab's 1 << order) plus the charges still pending there (the root memcg charges nothing "
+    "of its own).",
+    source="mm/memcontrol.c try_charge, commit_charge, cancel_charge, uncharge_page, memcg_kmem_charge_memcg",
 )
 def pages_match_usage(state: CgroupState) -> list[str]:
-    charged = Counter(cg for cg in state.page_memcg.values() if cg != ROOT)
+    charged: Counter[int] = Counter()
+    for pfn, cg in state.page_memcg.items():
+        if cg != ROOT:
+            charged[cg] += compound_nr(state, pfn)
     charged.update(charge.memcg for _, charge in state.pending.values() if charge.memcg != ROOT)
     out = []
     for cg, c in sorted(state.memory.items()):
@@ -79,27 +87,69 @@ def pages_match_usage(state: CgroupState) -> list[str]:
 @invariant(
     "cgroup.page_owner",
     model=MODEL,
-    statement="A committed page is an allocated page that exactly one page table maps or the page "
-    "cache holds once, and every mapped or cached page is committed to a memcg that exists.",
-    source="mm/memory.c do_anonymous_page, zap_pte_range; mm/filemap.c add_to_page_cache_lru",
+    statement="Every allocated block has exactly one owner: a page table, the page cache, a fault "
+    "between its halves, or a slab. A mapped or cached page is committed to a memcg, a slab of a "
+    "memcg's cache to that memcg, a root cache's slab to none; nothing else is committed, and a "
+    "committed page's memcg exists.",
+    source="mm/memory.c do_anonymous_page, zap_pte_range; mm/filemap.c add_to_page_cache_lru; "
+    "mm/slub.c alloc_slab_page, __free_slab",
 )
 def page_owner(state: CgroupState) -> list[str]:
-    owners = Counter(pfn for mm in state.mms.values() for _, pfn in mm.ptes)
-    owners.update(pfn for _, pfn in state.page_cache)
-    allocated = {pfn for pfn, order in state.mm.allocated if order == 0}
-    out = [f"pfn {pfn} is used {n} times" for pfn, n in sorted(owners.items()) if n > 1]
+    owners = Counter((pfn, 0) for mm in state.mms.values() for _, pfn in mm.ptes)
+    owners.update((pfn, 0) for _, pfn in state.page_cache)
+    user = set(owners)
+    owners.update((charge.pfn, 0) for _, charge in state.pending.values())
+    owners.update((pfn, slab.order) for pfn, slab in state.slub.slabs.items())
+    allocated = set(state.mm.allocated)
+    out = [f"pfn {pfn} is used {n} times" for (pfn, _), n in sorted(owners.items()) if n > 1]
+    out += [f"pfn {pfn} (order {order}) is owned but free" for pfn, order in sorted(set(owners) - allocated)]
     out += [
-        f"pfn {pfn} is mapped or cached but not committed"
-        for pfn in sorted(owners)
-        if pfn not in state.page_memcg
+        f"pfn {pfn} (order {order}) is allocated but has no owner"
+        for pfn, order in sorted(allocated - set(owners))
     ]
+    want: dict[int, int | None] = {pfn: None for pfn, _ in user}
+    for pfn, slab in state.slub.slabs.items():
+        want[pfn] = state.slub.caches[slab.cache].s.memcg if slab.cache in state.slub.caches else None
+    for pfn, memcg in sorted(want.items()):
+        got = state.page_memcg.get(pfn)
+        if pfn in state.slub.slabs and got != memcg:
+            out.append(f"slab pfn {pfn} of {state.slub.slabs[pfn].cache} is charged to {got}, not {memcg}")
+        elif pfn not in state.slub.slabs and got is None:
+            out.append(f"pfn {pfn} is mapped or cached but not committed")
     for pfn, memcg in sorted(state.page_memcg.items()):
-        if pfn not in owners:
-            out.append(f"pfn {pfn} is committed to {_name(state, memcg)} but neither mapped nor cached")
-        if pfn not in allocated:
-            out.append(f"pfn {pfn} is committed but free")
+        if pfn not in want:
+            out.append(
+                f"pfn {pfn} is committed to {_name(state, memcg)} but neither mapped, cached nor a slab"
+            )
         if memcg not in state.memory:
             out.append(f"pfn {pfn} is committed to memcg {memcg}, which is gone")
+    return out
+
+
+@invariant(
+    "cgroup.kmem_charged_to_task",
+    model=MODEL,
+    statement="An object a task allocates from a SLAB_ACCOUNT cache lies in a slab charged to the "
+    "task's memcg (none at the root); an object of any other cache lies in a slab charged to none.",
+    source="mm/slab.h slab_pre_alloc_hook, memcg_charge_slab; mm/memcontrol.c memcg_kmem_get_cache",
+    transition=True,
+)
+def kmem_charged_to_task(before: CgroupState, step: Step, after: CgroupState) -> list[str]:
+    if step.action != "kmem_cache_alloc":
+        return []
+    cpu, cache = step.args
+    new = {addr for addr, _, _ in after.slub.live} - {addr for addr, _, _ in before.slub.live}
+    memcg = before.css_set[before.sched.rqs[cpu].curr]
+    accounted = SLAB_ACCOUNT in before.slub.caches[cache].s.flags and memcg != ROOT
+    out = []
+    for addr in sorted(new):
+        head = slub.compound_head(after.slub, addr >> PAGE_SHIFT)
+        got = after.page_memcg.get(head[0]) if head else None
+        if got != (memcg if accounted else None):
+            want = _name(after, memcg) if accounted else "no memcg"
+            out.append(
+                f"{cache} object {addr:#x} from a task in {_name(before, memcg)}: its slab is charged to {got}, not {want}"
+            )
     return out
 
 

@@ -95,7 +95,7 @@ def test_reclaim_comes_before_the_oom_killer() -> None:
 
 def test_the_release_path_cancels_the_charge() -> None:
     sched = SchedConfig(nr_cpus=2, tasks=(0,), max_tasks=3, nice_values=(), preempt_sections=False)
-    model = CgroupModel(CgroupConfig(sched=sched, buddy=replace(buddy.SMALL, cpu_to_node=(0, 0))))
+    model = CgroupModel(CgroupConfig(sched=sched))
     state, pid = in_a(model)
     state, (thread,) = run(model, state, ("fork", (0, 1, True)))  # a thread, woken on the idle CPU 1
     state, _ = run(model, state, ("tick", (1,)))
@@ -145,6 +145,64 @@ def test_rmdir_and_the_memcg_that_outlives_its_cgroup() -> None:
     assert result == -19  # ENODEV
     state, _ = run(model, state, ("write", (0, "memory.limit_in_bytes", "-1")))
     assert A in state.memory
+
+
+def test_slab_pages_of_an_accounted_cache_are_charged_to_the_tasks_memcg_until_freed() -> None:
+    model = CgroupModel()
+    state = model.init_state()
+    pid = state.sched.rqs[0].curr
+    state, (obj,) = run(model, state, ("kmem_cache_alloc", (0, "signal_cache")))
+    assert obj and state.page_memcg == {} and state.memory[0].usage == 0  # the root charges nothing
+    state, _ = run(model, state, ("kmem_cache_free", (0, obj)), ("mkdir", (0, "A")), ("attach", (pid, A)))
+    state, (first, second) = run(
+        model, state, ("kmem_cache_alloc", (0, "signal_cache")), ("kmem_cache_alloc", (0, "signal_cache"))
+    )
+    # Both from A's copy of the cache, in one order-0 slab charged to A once.
+    assert {cache for addr, cache, _ in state.slub.live} == {"signal_cache(1:A)"}
+    slab = first >> 12
+    assert second >> 12 == slab and state.page_memcg == {slab: A} and state.memory[A].usage == 1
+    # The task leaves and frees both objects; the slab stays A's (it is the CPU's slab).
+    state, _ = run(
+        model, state, ("attach", (pid, 0)), ("kmem_cache_free", (0, first)), ("kmem_cache_free", (0, second))
+    )
+    assert state.page_memcg == {slab: A} and state.memory[A].usage == 1
+    # rmdir deactivates A's cache: its empty slab goes back, A is uncharged and freed, and
+    # so is the cache.
+    state, (result,) = run(model, state, ("rmdir", (A,)))
+    assert result == 0 and state.page_memcg == {} and A not in state.memory
+    assert "signal_cache(1:A)" not in state.slub.caches and state.memory[0].usage == 0
+
+
+def test_a_slab_charge_counts_every_page_and_a_refused_one_fails_the_slab() -> None:
+    model = CgroupModel(LARGE)
+    boot = model.init_state()
+    pid = boot.sched.rqs[1].curr
+    cg = boot.css_set[pid]
+    state, (obj, other) = run(
+        model, boot, ("kmem_cache_alloc", (1, "signal_cache")), ("kmem_cache_alloc", (1, "names_cache"))
+    )
+    head = obj >> 12
+    assert state.slub.slabs[head].order == 1 and state.page_memcg == {
+        head: cg
+    }  # names_cache: no SLAB_ACCOUNT
+    assert state.memory[cg].usage == state.memory[0].usage == 2
+    # Reclaim cannot free a slab: a limit below its two pages is refused.
+    state, (result,) = run(model, state, ("write", (cg, "memory.limit_in_bytes", "4K")))
+    assert result == -16 and state.memory[cg].max == PAGE_COUNTER_MAX
+    # With room for one page, the order-1 try fails without reclaim or OOM kill (allocate_slab's
+    # alloc_gfp), and the order-0 fallback is charged.
+    state, (_, first) = run(
+        model, boot, ("write", (cg, "memory.limit_in_bytes", "4K")), ("kmem_cache_alloc", (1, "signal_cache"))
+    )
+    assert state.slub.slabs[first >> 12].order == 0 and not state.killed
+    # Its two objects taken, the next slab finds no room even after the OOM killer has killed
+    # every task in the cgroup's subtree (a slab is no task's memory): NULL, and the page
+    # that was not charged went back.
+    state, (_, third) = run(
+        model, state, ("kmem_cache_alloc", (1, "signal_cache")), ("kmem_cache_alloc", (1, "signal_cache"))
+    )
+    assert third == 0 and pid in state.killed and state.memory[cg].usage == 1
+    assert [pfn for pfn, _ in state.mm.allocated] == list(state.slub.slabs)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +261,12 @@ def test_cpu_shares_divide_a_cpu_between_sibling_groups() -> None:
     the scheduler's own, fairness per cfs_rq included)."""
     sched = SchedConfig(nr_cpus=1, tasks=(0, 0), max_tasks=3, nice_values=(), preempt_sections=False)
     model = CgroupModel(
-        CgroupConfig(sched=sched, buddy=buddy.SMALL, names=("A", "B"), shares=("2048", "0", "x"))
+        CgroupConfig(
+            sched=sched,
+            slub=replace(CgroupConfig().slub, buddy=buddy.SMALL),
+            names=("A", "B"),
+            shares=("2048", "0", "x"),
+        )
     )
     state = model.init_state()
     state, results = run(
@@ -222,3 +285,17 @@ def test_cpu_shares_divide_a_cpu_between_sibling_groups() -> None:
     assert a > 0 and abs(b - 2 * a) <= 6 * TICK_NSEC, (a, b)  # 2:1, within a few ticks of slices
     state, (result,) = run(model, state, ("write", (1, "cpu.shares", "0")))
     assert result == 0 and state.sched.task_groups[state.cgroups[1].tg].shares == 2  # clamped, no error
+
+
+def test_a_slab_mutant_counterexample_replays_with_its_diagram() -> None:
+    from checkers import plan
+    from checkers.mutants import load_all
+    from checkers.replay import replay
+
+    m = load_all()["cgroup.slab_account_ignored"]
+    with m.applied():
+        result = plan.run_job(plan.Job("cgroup", "explore", (m.breaks,)), profile="ci", seed=0, mutant=m.name)
+    assert result.counterexample is not None
+    again = replay(result.counterexample)  # the state, SLUB's caches inside, goes to JSON
+    assert again.reproduced and again.violations == result.counterexample.violations
+    assert [s.action for s in result.counterexample.steps] == ["mkdir", "attach", "kmem_cache_alloc"]

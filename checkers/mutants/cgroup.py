@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING, Any
 from checkers.mutants import mutant
 from checkers.mutants.cgroup_prove import group_shares_without_floor, shares_unclamped
 from model.cgroup import memcontrol, page_counter, pids
-from model.mm import buddy
+from model.mm import buddy, slub
+from model.mm.mmzone import MIGRATE_UNMOVABLE
 from model.sched import fair
 
 if TYPE_CHECKING:
     from model.cgroup.memcontrol import Charge
     from model.cgroup.model import CgroupState
+    from model.mm.slab import SlubState
+    from model.mm.slab_common import KmemCache
     from model.sched.model import SchedState
 
 PAGE_COUNTER = "model.cgroup.page_counter"
@@ -110,6 +113,36 @@ def attach_keeps_task_group(state: CgroupState, pid: int, tg: int) -> None:
     """cpu_cgroup_attach does not call sched_move_task: the task runs on in its old task group."""
 
 
+def get_cache_ignores_account(state: CgroupState, s: KmemCache, memcg: int) -> KmemCache:
+    """memcg_kmem_get_cache ignores SLAB_ACCOUNT: every task allocates from the root cache, uncharged."""
+    return s
+
+
+def kmem_uncharge_forgotten(state: CgroupState, pfn: int, order: int) -> None:
+    """__free_slab frees the page without memcg_uncharge_slab: page->mem_cgroup and the charge stay."""
+
+
+def kmem_charge_one_page(
+    state: CgroupState, pfn: int, order: int, memcg: int, cpu: int, reclaim: bool, noretry: bool
+) -> int:
+    """memcg_kmem_charge_memcg charges one page for a slab of any order (nr_pages instead of 1 << order)."""
+    err = memcontrol.try_charge(state, memcg, 1, cpu, reclaim, noretry)
+    if not err:
+        state.events += (("try", memcg, pfn),)
+        memcontrol.commit_charge(state, pfn, memcg)
+    return err
+
+
+def alloc_slab_page_keeps_refused(
+    state: SlubState, s: KmemCache, order: int, cpu: int, node: int | None, reclaim: bool, noretry: bool
+) -> int | None:
+    """alloc_slab_page fails when the memcg refuses the charge but does not __free_pages the page: it leaks."""
+    pfn = buddy.alloc_block(state.mm, order, MIGRATE_UNMOVABLE, cpu, node, can_direct_reclaim=reclaim)
+    if pfn is not None and slub.memcg_charge_slab(state, s, pfn, order, cpu, reclaim, noretry):
+        return None
+    return pfn
+
+
 def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
     mutant(f"cgroup.{name}", model="cgroup", breaks=f"cgroup.{breaks}", engine=engine, patches=patches)
 
@@ -185,4 +218,28 @@ _mutant(
 )
 _mutant(
     "move_task_in_place", "scheduler", "explore", ("model.sched.core", "sched_move_task", move_task_in_place)
+)
+_mutant(
+    "slab_account_ignored",
+    "kmem_charged_to_task",
+    "explore",
+    (MEMCONTROL, "memcg_kmem_get_cache", get_cache_ignores_account),
+)
+_mutant(
+    "free_slab_without_uncharge",
+    "page_owner",
+    "explore",
+    (MEMCONTROL, "memcg_kmem_uncharge", kmem_uncharge_forgotten),
+)
+_mutant(
+    "slab_charged_one_page",
+    "pages_match_usage",
+    "stateful",
+    (MEMCONTROL, "memcg_kmem_charge_memcg", kmem_charge_one_page),
+)
+_mutant(
+    "slab_charge_failure_leaks_page",
+    "page_owner",
+    "stateful",
+    ("model.mm.slub", "alloc_slab_page", alloc_slab_page_keeps_refused),
 )

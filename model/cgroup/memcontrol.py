@@ -7,18 +7,26 @@ cancels it. Freeing the page uncharges the memcg it was committed to, wherever i
 gone since. A charge the counters refuse first reclaims the refusing memcg's own page cache,
 then kills the task with the most memory in it (the memcg OOM killer), then fails.
 
+Slab pages are charged as 4.19 charges them: a task outside the root memcg allocates from
+its memcg's own copy of a SLAB_ACCOUNT cache, and each slab page of that copy is charged to
+the memcg, 1 << order pages, and uncharged from page->mem_cgroup when the slab is freed
+(5.3 reparents the copies of a removed memcg instead, and 5.9 charges objects, not pages).
+
 Not modelled: the per-CPU charge stock (MEMCG_CHARGE_BATCH; charges are exact), swap and
-memsw (anonymous pages are never reclaimed), and the force charge that lets a dying task
-go above the limit (its charge fails instead), so usage <= max always holds here.
+memsw (anonymous pages are never reclaimed), the v1 kmem counter (memory.kmem.*, which has
+no limit unless written), and the force charge that lets a dying task go above the limit
+(its charge fails instead), so usage <= max always holds here.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from model.cgroup import memory, page_counter
 from model.cgroup.cgroup import ROOT, chain, in_subtree
-from model.mm import buddy
+from model.mm import buddy, slub
+from model.mm.slab_common import SLAB_ACCOUNT, KmemCache
 
 if TYPE_CHECKING:
     from model.cgroup.model import CgroupState
@@ -26,6 +34,7 @@ if TYPE_CHECKING:
 ENOMEM = 12
 EINVAL = 22
 SWAP_CLUSTER_MAX = 32
+PAGE_ALLOC_COSTLY_ORDER = 3
 
 
 class Charge(NamedTuple):
@@ -44,20 +53,29 @@ def get_mem_cgroup_from_mm(state: CgroupState, mm: int) -> int:
     return mem_cgroup_from_task(state, state.mms[mm].owner)
 
 
-def try_charge(state: CgroupState, memcg: int, nr_pages: int, cpu: int) -> int:
+def try_charge(
+    state: CgroupState, memcg: int, nr_pages: int, cpu: int, reclaim: bool = True, noretry: bool = False
+) -> int:
     """Charge nr_pages to memcg and its ancestors; on refusal reclaim from the memcg that
     refused, retry, and when reclaim can free nothing, OOM-kill in it and retry; -ENOMEM when
-    no task is left to kill. The root memcg is never charged itself. (The kernel retries a
-    fruitless reclaim MEM_CGROUP_RECLAIM_RETRIES times; here reclaim is deterministic, so a
-    retry would find nothing either.)"""
+    no task is left to kill. A caller that may not reclaim (no __GFP_DIRECT_RECLAIM) fails
+    at once, one that may not retry (__GFP_NORETRY) fails instead of the OOM kill, and so
+    does a charge above PAGE_ALLOC_COSTLY_ORDER (mem_cgroup_oom skips those). The root memcg
+    is never charged itself. (The kernel retries a fruitless reclaim
+    MEM_CGROUP_RECLAIM_RETRIES times; here reclaim is deterministic, so a retry would find
+    nothing either.)"""
     if memcg == ROOT:
         return 0
     while True:
         over = page_counter.page_counter_try_charge(state.memory, chain(state, memcg), nr_pages)
         if over is None:
             return 0
+        if not reclaim:
+            return -ENOMEM
         if try_to_free_mem_cgroup_pages(state, over, nr_pages, cpu):
             continue
+        if noretry or nr_pages > 1 << PAGE_ALLOC_COSTLY_ORDER:
+            return -ENOMEM
         if mem_cgroup_out_of_memory(state, over, cpu):
             continue
         return -ENOMEM
@@ -93,11 +111,77 @@ def mem_cgroup_cancel_charge(state: CgroupState, charge: Charge) -> None:
     state.events += (("cancel", charge.memcg, charge.pfn),)
 
 
-def mem_cgroup_uncharge(state: CgroupState, pfn: int) -> None:
+def mem_cgroup_uncharge(state: CgroupState, pfn: int, nr_pages: int = 1) -> None:
     """A page is freed: the memcg it was committed to is uncharged."""
     memcg = state.page_memcg.pop(pfn)
-    cancel_charge(state, memcg, 1)
+    cancel_charge(state, memcg, nr_pages)
     css_free(state, memcg)
+
+
+# Slab pages (SLAB_ACCOUNT).
+
+
+def memcg_kmem_get_cache(state: CgroupState, s: KmemCache, memcg: int) -> KmemCache:
+    """mm/memcontrol.c memcg_kmem_get_cache (slab_pre_alloc_hook): a task outside the root
+    memcg allocates from a SLAB_ACCOUNT cache's copy for its memcg, "name(id:cgroup)". The
+    copy is made on first use here; the kernel makes it from a workqueue
+    (memcg_schedule_kmem_cache_create) and serves the allocations in between, uncharged,
+    from the cache itself."""
+    if SLAB_ACCOUNT not in s.flags or memcg == ROOT:
+        return s
+    name = f"{s.name}({memcg}:{state.cgroups[memcg].name})"
+    if name not in state.slub.caches:
+        slub.kmem_cache_create(state.slub, replace(s, name=name, memcg=memcg))  # memcg_create_kmem_cache
+    return state.slub.caches[name].s
+
+
+def memcg_kmem_charge_memcg(
+    state: CgroupState, pfn: int, order: int, memcg: int, cpu: int, reclaim: bool, noretry: bool
+) -> int:
+    """mm/memcontrol.c memcg_kmem_charge_memcg (4.19): try_charge the slab's 1 << order pages
+    with the slab allocation's gfp, then page->mem_cgroup = memcg at once (a kmem page has no
+    separate commit). 0, or -ENOMEM."""
+    err = try_charge(state, memcg, 1 << order, cpu, reclaim, noretry)
+    if err:
+        return err
+    state.events += (("try", memcg, pfn),)
+    commit_charge(state, pfn, memcg)
+    return 0
+
+
+def memcg_kmem_uncharge(state: CgroupState, pfn: int, order: int) -> None:
+    """mm/memcontrol.c memcg_kmem_uncharge: the memcg in page->mem_cgroup, if any (a root
+    cache's slab has none), is uncharged the slab's pages."""
+    if pfn in state.page_memcg:
+        mem_cgroup_uncharge(state, pfn, 1 << order)
+
+
+def mem_cgroup_css_offline(state: CgroupState, memcg: int, cpu: int) -> None:
+    """rmdir: memcg_offline_kmem deactivates the memcg's caches (4.19
+    __kmemcg_cache_deactivate: cpu_partial and min_partial 0, so that a slab that empties goes
+    back to the page allocator and stops pinning the memcg, then a shrink), and the memcg
+    goes once nothing is charged to it."""
+    for name, cs in list(state.slub.caches.items()):
+        if cs.s.memcg == memcg:
+            s = replace(cs.s, cpu_partial=0, min_partial=0)
+            state.slub.caches[name] = cs._replace(s=s)
+            slub.kmem_cache_shrink(state.slub, s)
+    if memcg in state.memory:  # the shrink may have freed it already
+        css_free(state, memcg)
+
+
+def memcg_destroy_kmem_caches(state: CgroupState) -> None:
+    """css_free's memcg_free_kmem, done after the step that freed the memcg (the kernel defers
+    it to a work item too): the memcg's caches, empty by then, are destroyed."""
+    for cs in list(state.slub.caches.values()):
+        if cs.s.memcg is not None and cs.s.memcg not in state.memory:
+            slub.kmem_cache_destroy(state.slub, cs.s)
+
+
+def compound_nr(state: CgroupState, pfn: int) -> int:
+    """The pages of the block at pfn: a slab's 1 << order, else one."""
+    slab = state.slub.slabs.get(pfn)
+    return 1 << slab.order if slab is not None else 1
 
 
 def css_free(state: CgroupState, memcg: int) -> None:

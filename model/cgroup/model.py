@@ -1,11 +1,16 @@
 """Control groups as a model: the cpu, memory and pids controllers of one cgroup hierarchy,
-acting on the scheduler's tasks and task groups and the buddy allocator's pages.
+acting on the scheduler's tasks and task groups, the buddy allocator's pages and SLUB's caches.
 
 The tasks are the CFS model's (model/sched): the task running on a CPU makes the system
 calls (it faults in anonymous pages, reads file pages, unmaps, forks a process or a thread,
-exits), a tick may switch tasks. Every page is the buddy model's (model/mm), charged to a
-memcg where the kernel charges it (model/cgroup/memory.py). Anyone may make and remove
-cgroups, move tasks between them and write their files, bad values included.
+exits, allocates and frees slab objects), a tick may switch tasks. Every page is the buddy
+model's (model/mm), charged to a memcg where the kernel charges it: anonymous and page-cache
+pages (model/cgroup/memory.py), and the slab pages of SLAB_ACCOUNT caches (SLUB's
+memcg_charge_slab, through model/cgroup/memcontrol.py). Anyone may make and remove cgroups,
+move tasks between them and write their files, bad values included.
+
+SLUB here has the configured caches only: kmem_cache_init's kmalloc caches are left out,
+since no task here calls kmalloc.
 
 Fork is fork and exec: a new process starts with an empty mm (copy-on-write is not
 modelled); a thread (CLONE_VM) shares its parent's. The checker's record of the charge
@@ -27,8 +32,10 @@ from model.cgroup.memory import Mm
 from model.cgroup.page_counter import PAGE_COUNTER_MAX, PageCounter
 from model.cgroup.pids import PidsCgroup
 from model.contract import Model, Step, action
-from model.mm import buddy
-from model.mm.buddy import BuddyConfig, BuddyState
+from model.mm import buddy, slub
+from model.mm.buddy import BuddyState
+from model.mm.slab import SlubConfig, SlubModel, SlubState
+from model.mm.slab_common import CacheSpec
 from model.sched import core
 from model.sched.model import SchedConfig, SchedModel, SchedState, note_epochs
 from model.sched.sched import ROOT_TASK_GROUP, TASK_RUNNING
@@ -39,15 +46,28 @@ FILES = ("memory.limit_in_bytes", "memory.max_usage_in_bytes", "pids.max", "cpu.
 
 @dataclass(frozen=True)
 class CgroupConfig:
-    """The machine (a scheduler and a buddy allocator config of the same CPUs), the bounds of
-    the hierarchy, and the values the files may be written."""
+    """The machine (a scheduler and a SLUB config, with its buddy allocator, of the same
+    CPUs), the bounds of the hierarchy, and the values the files may be written."""
 
     # Two CPUs and one task at boot, so that a thread forked onto the other CPU runs beside its
     # parent at once (two faults of one mm at the same time).
     sched: SchedConfig = SchedConfig(
         nr_cpus=2, tasks=(0,), max_tasks=3, nice_values=(), preempt_sections=False
     )
-    buddy: BuddyConfig = replace(buddy.SMALL, cpu_to_node=(0, 0))
+    # One SLAB_ACCOUNT cache, sized so that two objects fill an order-0 slab, with SLUB's
+    # tunables scaled down as the slub model's small profile has them.
+    slub: SlubConfig = SlubConfig(
+        buddy=replace(buddy.SMALL, cpu_to_node=(0, 0)),
+        slub_max_order=0,
+        slub_min_objects=2,
+        cpu_partial=2,
+        min_partial=1,
+        caches=(CacheSpec("signal_cache", 2048, 0, ("SLAB_HWCACHE_ALIGN", "SLAB_ACCOUNT")),),
+        kmalloc_sizes=(),
+        irq_window=False,
+        bad_frees=False,
+    )
+    kmem_objects: int = 2  # the slab objects live at once
     names: tuple[str, ...] = ("A",)  # what mkdir may name a cgroup
     max_cgroups: int = 3  # mkdir refuses beyond this many, offline ones that linger included
     boot_cgroups: tuple[str, ...] = ()  # made at boot, each path under the one before it or the root
@@ -62,12 +82,14 @@ class CgroupConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if isinstance(self.sched, dict):
             object.__setattr__(self, "sched", SchedConfig(**self.sched))
-        if isinstance(self.buddy, dict):
-            object.__setattr__(self, "buddy", BuddyConfig(**self.buddy))
-        if len(self.buddy.cpu_to_node) != self.sched.nr_cpus:
+        if isinstance(self.slub, dict):
+            object.__setattr__(self, "slub", SlubModel.config_from_json(self.slub))
+        if len(self.slub.buddy.cpu_to_node) != self.sched.nr_cpus:
             raise ValueError(
-                f"the buddy config has {len(self.buddy.cpu_to_node)} CPUs, the scheduler's {self.sched.nr_cpus}"
+                f"the buddy config has {len(self.slub.buddy.cpu_to_node)} CPUs, the scheduler's {self.sched.nr_cpus}"
             )
+        if self.slub.irq_window:
+            raise ValueError("slub.irq_window must be off: the cgroup model's tasks take no interrupts")
         for i, p in enumerate(self.boot_cgroups):
             parent, _, name = p.rpartition("/")
             if not name or parent not in ("", *self.boot_cgroups[:i]):
@@ -76,14 +98,16 @@ class CgroupConfig:
             raise ValueError(
                 f"{len(self.boot_cgroups)} boot cgroups and the root exceed max_cgroups {self.max_cgroups}"
             )
-        if self.max_cgroups < 1 or self.vaddrs < 1 or self.file_pages < 0:
-            raise ValueError("max_cgroups and vaddrs must be at least 1, file_pages at least 0")
+        if self.max_cgroups < 1 or self.vaddrs < 1 or self.file_pages < 0 or self.kmem_objects < 0:
+            raise ValueError(
+                "max_cgroups and vaddrs must be at least 1, file_pages and kmem_objects at least 0"
+            )
 
 
 @dataclass(slots=True, eq=False)
 class CgroupState:
     sched: SchedState
-    mm: BuddyState  # the pages
+    slub: SlubState  # the caches, and in slub.mm the pages
     cgroups: dict[int, Cgroup]
     css_set: dict[int, int]  # each live task's cgroup
     memory: dict[int, PageCounter]  # each memcg's page counter (offline ones until uncharged)
@@ -98,10 +122,24 @@ class CgroupState:
     # ("oom", memcg, victim) and ("refused", errno, 0).
     events: tuple[tuple[str, int, int], ...] = field(default=())
 
+    @property
+    def mm(self) -> BuddyState:
+        return self.slub.mm
+
+    # SLUB's memory controller (slub.MemcgKmem): this state's.
+
+    def memcg_kmem_charge_memcg(
+        self, pfn: int, order: int, memcg: int, cpu: int, reclaim: bool, noretry: bool
+    ) -> int:
+        return memcontrol.memcg_kmem_charge_memcg(self, pfn, order, memcg, cpu, reclaim, noretry)
+
+    def memcg_kmem_uncharge(self, pfn: int, order: int) -> None:
+        memcontrol.memcg_kmem_uncharge(self, pfn, order)
+
     def clone(self) -> CgroupState:
-        return CgroupState(
+        new = CgroupState(
             self.sched.clone(),
-            self.mm.clone(),
+            self.slub.clone(),
             dict(self.cgroups),
             dict(self.css_set),
             dict(self.memory),
@@ -113,11 +151,13 @@ class CgroupState:
             self.page_cache,
             self.killed,
         )
+        new.slub.kmem = new
+        return new
 
     def fingerprint(self) -> Hashable:
         return (
             self.sched.fingerprint(),
-            self.mm.fingerprint(),
+            self.slub.fingerprint(),
             *(
                 tuple(sorted(d.items()))
                 for d in (
@@ -209,6 +249,16 @@ def _munmap_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, int]]:
     return [(cpu, vaddr) for cpu, pid in _callers(s) for vaddr, _ in s.mms[s.mm_of[pid]].ptes]
 
 
+def _kmem_alloc_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, str]]:
+    if len(s.slub.live) >= m.config.kmem_objects:
+        return []
+    return [(cpu, cache) for cpu, _ in _callers(s) for cache in m.slub.specs]
+
+
+def _kmem_free_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, int]]:
+    return [(cpu, addr) for cpu, _ in _callers(s) for addr, _, _ in s.slub.live]
+
+
 def _fork_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int, int, bool]]:
     if len(s.css_set) >= m.config.sched.max_tasks:
         return []
@@ -232,12 +282,23 @@ def _tick_domain(m: CgroupModel, s: CgroupState) -> Iterable[tuple[int]]:
 
 SMALL = CgroupConfig()
 # Large: two CPUs and six tasks at boot, up to eight, spread over the root and /A/B/C nested
-# below it; two more cgroups for mkdir to make, 22 pages and more of them to touch.
+# below it; two more cgroups for mkdir to make, 22 pages and more of them to touch; a
+# SLAB_ACCOUNT cache of order-1 slabs (a charge of two pages each) and a cache without it.
 LARGE = CgroupConfig(
     sched=SchedConfig(
         nr_cpus=2, tasks=(0, 0, 0, 0, 0, 0), max_tasks=8, nice_values=(), preempt_sections=False
     ),
-    buddy=replace(buddy.SMALL, ram=((0, 5, 0), (6, 24, 0)), max_zone_pfn=(2, 4, 24), cpu_to_node=(0, 0)),
+    slub=replace(
+        SMALL.slub,
+        buddy=replace(buddy.SMALL, ram=((0, 5, 0), (6, 24, 0)), max_zone_pfn=(2, 4, 24), cpu_to_node=(0, 0)),
+        slub_max_order=1,
+        slub_min_objects=4,
+        caches=(
+            CacheSpec("signal_cache", 2048, 0, ("SLAB_HWCACHE_ALIGN", "SLAB_ACCOUNT")),
+            CacheSpec("names_cache", 4096, 0, ("SLAB_HWCACHE_ALIGN",)),
+        ),
+    ),
+    kmem_objects=4,
     names=("A", "B"),
     max_cgroups=6,
     boot_cgroups=("A", "A/B", "A/B/C"),
@@ -263,15 +324,22 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
     Config = CgroupConfig
     profiles: ClassVar[dict[str, Any]] = {"small": SMALL, "large": LARGE}
 
+    def __init__(self, config: CgroupConfig | None = None) -> None:
+        super().__init__(config)
+        self.slub = SlubModel(self.config.slub)
+
     def init_state(self) -> CgroupState:
         """cgroup_init: the root cgroup with every boot task in it, each task a process of its
         own (an mm of its own); then the boot cgroups are made and the tasks spread over the
         root and them, round robin."""
         sched = SchedModel(self.config.sched).init_state()
         live = [pid for pid, t in sorted(sched.tasks.items()) if not t.is_idle]
+        slab = SlubState(self.slub.buddy.init_state(), {}, {}, {}, (), (None,) * self.config.sched.nr_cpus)
+        for c in self.slub.specs.values():
+            slub.kmem_cache_create(slab, c)
         state = CgroupState(
             sched=sched,
-            mm=buddy.BuddyModel(self.config.buddy).init_state(),
+            slub=slab,
             cgroups={ROOT: Cgroup("", None, ROOT_TASK_GROUP)},
             css_set=dict.fromkeys(live, ROOT),
             memory={ROOT: PageCounter()},
@@ -283,6 +351,7 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
             page_cache=(),
             killed=frozenset(),
         )
+        slab.kmem = state
         by_path = {"": ROOT}
         for p in self.config.boot_cgroups:
             parent, _, name = p.rpartition("/")
@@ -296,6 +365,7 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
 
     def step(self, state: CgroupState, act: Any, args: Any) -> tuple[CgroupState, Any]:
         after, result = super().step(state, act, args)
+        memcontrol.memcg_destroy_kmem_caches(after)  # css_free's work, once the step is over
         note_epochs(after.sched)  # the scheduler's fairness record, as SchedModel.step keeps it
         return after, result
 
@@ -344,7 +414,7 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
         if not err:
             cpu_cgroup.cpu_cgroup_css_free(s, s.cgroups[cg].tg)
             del s.pids[cg]
-            memcontrol.css_free(s, cg)
+            memcontrol.mem_cgroup_css_offline(s, cg, 0)
         return refused(s, err)
 
     @action("pid", "cg", domain=_attach_domain)
@@ -390,6 +460,23 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
         """munmap of one mapped page."""
         pid = s.sched.rqs[cpu].curr
         memory.zap_pte(s, s.mm_of[pid], vaddr, cpu)
+
+    @action("cpu", "cache", domain=_kmem_alloc_domain)
+    def kmem_cache_alloc(self, s: CgroupState, cpu: int, cache: str) -> int:
+        """kmem_cache_alloc(cache, GFP_KERNEL): from the copy of a SLAB_ACCOUNT cache for the
+        task's memcg (memcg_kmem_get_cache), else from the cache itself. The object's
+        address, or 0 (NULL) when no slab page or no charge is to be had."""
+        pid = s.sched.rqs[cpu].curr
+        c = memcontrol.memcg_kmem_get_cache(s, s.slub.caches[cache].s, s.css_set[pid])
+        return (
+            slub.slab_alloc_node(s.slub, c, cpu, slub.NUMA_NO_NODE, c.object_size, window=False) or slub.NULL
+        )
+
+    @action("cpu", "addr", domain=_kmem_free_domain)
+    def kmem_cache_free(self, s: CgroupState, cpu: int, addr: int) -> str | None:
+        """kmem_cache_free of any live object (a kernel object outlives the task that asked
+        for it): a slab page freed with it is uncharged from page->mem_cgroup."""
+        return slub.kfree(s.slub, addr, cpu, window=False)
 
     @action("cpu", "target", "clone_vm", domain=_fork_domain)
     def fork(self, s: CgroupState, cpu: int, target: int, clone_vm: bool) -> int:

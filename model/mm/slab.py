@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from model.contract import Model, action
@@ -36,7 +36,7 @@ from model.mm.slab_common import (
     create_kmalloc_caches,
     kmem_cache_open,
 )
-from model.mm.slub import CacheState, Pending, Slab
+from model.mm.slub import CacheState, MemcgKmem, Pending, Slab
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,10 @@ class SlubState:
     freeptr: dict[int, int]  # the free pointer word of every free object, by its address
     live: tuple[tuple[int, str, int], ...]  # (address, cache, size asked) handed out and not freed, sorted
     task: tuple[Pending | None, ...]  # per CPU: the task's fast path waiting for its cmpxchg
+    # The memory controller that charges per-memcg caches' slabs (slub.memcg_charge_slab), if
+    # any. It is part of the state that holds this one: a clone has none until that state's
+    # clone binds its own, and the fingerprint and the state's JSON leave it to that state.
+    kmem: MemcgKmem | None = field(default=None, repr=False)
 
     def clone(self) -> SlubState:
         return SlubState(

@@ -250,6 +250,9 @@ class KmemCache:
     ctor: bool
     reciprocal_size: Reciprocal  # for obj_to_index
     kmalloc_index: int = 0  # its index in kmalloc_caches[], 0 for other caches
+    # s->memcg_params.memcg: the memcg a per-memcg copy of a SLAB_ACCOUNT cache charges its
+    # slab pages to (memcg_create_kmem_cache); None for a root cache, whose are not charged.
+    memcg: int | None = None
 
     def object_address(self, pfn: int, index: int) -> int:
         return index_to_obj(pfn << PAGE_SHIFT, index, self.size)

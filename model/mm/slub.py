@@ -26,9 +26,15 @@ Decisions where the model is coarser than the kernel:
   pointer as slub_debug's free_consistency_checks does, before the free path runs, and
   refuse a bad one with slub_debug's message, leaving the state as it was. on_freelist
   looks at the CPU freelist of the slab too, since a non-debug cache keeps one.
-- No memcg charging, no kasan/kfence hooks, no CONFIG_SLAB_FREELIST_RANDOM/HARDENED.
-- The first try of an oo-order slab has no direct reclaim (__GFP_NORETRY without
-  __GFP_DIRECT_RECLAIM, as allocate_slab sets it when oo > min); the min-order try may reclaim.
+- Memcg charging is that of 4.19 (mm/slab.h memcg_charge_slab, memcg_uncharge_slab): a
+  per-memcg copy of a SLAB_ACCOUNT cache charges each slab page, 1 << order pages, to its
+  memcg through ``state.kmem`` (the memory controller, when the model has one) and the page
+  is uncharged from page->mem_cgroup when the slab is freed. A failed charge fails the slab
+  allocation. Which copy a task allocates from is the caller's choice (memcg_kmem_get_cache).
+- No kasan/kfence hooks, no CONFIG_SLAB_FREELIST_RANDOM/HARDENED.
+- The first try of a slab is __GFP_NORETRY, and without direct reclaim when oo > min (as
+  allocate_slab sets alloc_gfp); the min-order try is the caller's GFP_KERNEL. __GFP_NORETRY
+  matters to the memcg charge only: it may reclaim but not OOM-kill.
 
 Every helper a mutant may replace is a module-level function called through this module's
 globals.
@@ -37,7 +43,7 @@ globals.
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from model.hw.memory import PAGE_SHIFT
 from model.mm import buddy, slab_common
@@ -235,12 +241,46 @@ def remove_partial(state: SlubState, s: KmemCache, pfn: int) -> None:
 # Slab pages from and back to the buddy allocator.
 
 
+class MemcgKmem(Protocol):
+    """The memory controller's side of kmem accounting (mm/memcontrol.c), in a model that has
+    one: it charges and uncharges the pages of slabs."""
+
+    def memcg_kmem_charge_memcg(
+        self, pfn: int, order: int, memcg: int, cpu: int, reclaim: bool, noretry: bool
+    ) -> int: ...
+
+    def memcg_kmem_uncharge(self, pfn: int, order: int) -> None: ...
+
+
 def alloc_slab_page(
-    state: SlubState, s: KmemCache, order: int, cpu: int, node: int | None, reclaim: bool
+    state: SlubState, s: KmemCache, order: int, cpu: int, node: int | None, reclaim: bool, noretry: bool
 ) -> int | None:
-    """mm/slub.c alloc_slab_page: alloc_pages, or __alloc_pages_node for a given node."""
+    """mm/slub.c alloc_slab_page: alloc_pages, or __alloc_pages_node for a given node; a page
+    its memcg refuses to be charged for goes back at once. reclaim and noretry stand for
+    __GFP_DIRECT_RECLAIM and __GFP_NORETRY."""
     migratetype = MIGRATE_RECLAIMABLE if SLAB_RECLAIM_ACCOUNT in s.flags else MIGRATE_UNMOVABLE
-    return buddy.alloc_block(state.mm, order, migratetype, cpu, node, can_direct_reclaim=reclaim)
+    pfn = buddy.alloc_block(state.mm, order, migratetype, cpu, node, can_direct_reclaim=reclaim)
+    if pfn is not None and memcg_charge_slab(state, s, pfn, order, cpu, reclaim, noretry):
+        buddy.free_block(state.mm, pfn, order, cpu)
+        return None
+    return pfn
+
+
+def memcg_charge_slab(
+    state: SlubState, s: KmemCache, pfn: int, order: int, cpu: int, reclaim: bool, noretry: bool
+) -> int:
+    """mm/slab.h memcg_charge_slab (4.19): a root cache's page is not charged; a per-memcg
+    cache's is charged to its memcg (memcg_kmem_charge_memcg). 0, or -ENOMEM."""
+    if s.memcg is None or state.kmem is None:
+        return 0
+    return state.kmem.memcg_kmem_charge_memcg(pfn, order, s.memcg, cpu, reclaim, noretry)
+
+
+def memcg_uncharge_slab(state: SlubState, pfn: int, order: int) -> None:
+    """mm/slab.h memcg_uncharge_slab (4.19): memcg_kmem_uncharge, which uncharges the memcg
+    in page->mem_cgroup, if any."""
+    if state.kmem is not None:
+        state.kmem.memcg_kmem_uncharge(pfn, order)
 
 
 def allocate_slab(state: SlubState, s: KmemCache, cpu: int, node: int | None) -> int | None:
@@ -248,10 +288,10 @@ def allocate_slab(state: SlubState, s: KmemCache, cpu: int, node: int | None) ->
     threaded in address order (no CONFIG_SLAB_FREELIST_RANDOM), all on page->freelist, and the
     slab frozen with inuse = objects for the CPU that will take that freelist."""
     order, objects = s.oo
-    pfn = alloc_slab_page(state, s, order, cpu, node, reclaim=order <= s.min[0])
+    pfn = alloc_slab_page(state, s, order, cpu, node, reclaim=order <= s.min[0], noretry=True)
     if pfn is None:
         order, objects = s.min
-        pfn = alloc_slab_page(state, s, order, cpu, node, reclaim=True)
+        pfn = alloc_slab_page(state, s, order, cpu, node, reclaim=True, noretry=False)
         if pfn is None:
             return None
     base = page_address(pfn)
@@ -283,11 +323,12 @@ def discard_slab(state: SlubState, s: KmemCache, pfn: int, cpu: int) -> None:
 
 
 def free_slab(state: SlubState, s: KmemCache, pfn: int, cpu: int) -> None:
-    """mm/slub.c __free_slab: __ClearPageSlab, and the block back to the page allocator
-    (__free_pages of compound_order); its free pointer words go with it."""
+    """mm/slub.c __free_slab: __ClearPageSlab, the page uncharged, and the block back to the
+    page allocator (__free_pages of compound_order); its free pointer words go with it."""
     slab = state.slabs.pop(pfn)
     for index in range(slab.objects):
         state.freeptr.pop(s.object_address(pfn, index) + s.offset, None)
+    memcg_uncharge_slab(state, pfn, slab.order)
     buddy.free_block(state.mm, pfn, slab.order, cpu)
 
 
