@@ -241,6 +241,27 @@ def stateful_model(name: str, quick: bool) -> Section:
     return section
 
 
+def stateful_kernel(quick: bool) -> Section:
+    """Hypothesis steps/s on the whole kernel (large: 2 CPUs, up to 8 tasks, 1,024 pages), and
+    the model's memory: a large state after 200 random steps, pickled, and the peak RSS of
+    this section's process."""
+    import pickle
+    import random
+
+    from model.kernel import LARGE, KernelModel
+
+    section = stateful_model("kernel", quick)
+    model = KernelModel(LARGE)
+    state, rng = model.init_state(), random.Random(0)
+    for _ in range(200):
+        act, args = rng.choice(list(model.enabled(state)))
+        state, _ = model.step(state, act, args)
+    section.rows.append({"case": "kernel large, 200 random steps", "tasks": len(state.procs),
+                         "pages_allocated": sum(1 << o for _, o in state.mm.allocated),
+                         "state_pickled_bytes": len(pickle.dumps(state)), "peak_rss_bytes": _peak_rss()})
+    return section
+
+
 def prove_all(quick: bool) -> Section:
     """z3 solve time and cross-check time of every proof."""
     from checkers.prove import bench_prove
@@ -438,6 +459,7 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "explore_tcp": explore_tcp,
     "stateful_tcp": functools.partial(stateful_model, "tcp"),
     "stateful_cgroup": functools.partial(stateful_model, "cgroup"),
+    "stateful_kernel": stateful_kernel,
     "prove": prove_all,
     "sync_protocols": sync_protocols,
     "sync_spin": sync_spin,

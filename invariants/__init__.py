@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # The subsystems with built-in invariant suites, in the order reports list them.
-SUBSYSTEMS = ("buddy", "slub", "sched", "sync", "tcp", "cgroup")
+SUBSYSTEMS = ("buddy", "slub", "sched", "sync", "tcp", "cgroup", "kernel")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ MODELS = {
     "sync": "model.sync.model:SyncModel",
     "tcp": "model.tcp.model:TcpModel",
     "cgroup": "model.cgroup.model:CgroupModel",
+    "kernel": "model.kernel:KernelModel",
 }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # The subsystems with mutant catalogs (checkers/mutants/<subsystem>.py).
-SUBSYSTEMS = ("buddy", "slub", "sched", "sync", "tcp", "cgroup")
+SUBSYSTEMS = ("buddy", "slub", "sched", "sync", "tcp", "cgroup", "kernel")
 
 
 @dataclass(frozen=True)

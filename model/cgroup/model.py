@@ -44,6 +44,22 @@ ENOENT = 2
 FILES = ("memory.limit_in_bytes", "memory.max_usage_in_bytes", "pids.max", "cpu.shares")
 
 
+def one_machine(config: Any) -> None:
+    """A frozen config's ``sched`` and ``slub`` (dicts when read from JSON) made configs, and
+    checked to describe one machine: the scheduler's CPUs are the buddy allocator's, and
+    SLUB's interrupt window is off (allocations here run to completion)."""
+    if isinstance(config.sched, dict):
+        object.__setattr__(config, "sched", SchedConfig(**config.sched))
+    if isinstance(config.slub, dict):
+        object.__setattr__(config, "slub", SlubModel.config_from_json(config.slub))
+    if len(config.slub.buddy.cpu_to_node) != config.sched.nr_cpus:
+        raise ValueError(
+            f"the buddy config has {len(config.slub.buddy.cpu_to_node)} CPUs, the scheduler's {config.sched.nr_cpus}"
+        )
+    if config.slub.irq_window:
+        raise ValueError("slub.irq_window must be off: allocations here run to completion")
+
+
 @dataclass(frozen=True)
 class CgroupConfig:
     """The machine (a scheduler and a SLUB config, with its buddy allocator, of the same
@@ -80,16 +96,7 @@ class CgroupConfig:
     def __post_init__(self) -> None:
         for name in ("names", "limits", "pids_limits", "shares", "boot_cgroups"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if isinstance(self.sched, dict):
-            object.__setattr__(self, "sched", SchedConfig(**self.sched))
-        if isinstance(self.slub, dict):
-            object.__setattr__(self, "slub", SlubModel.config_from_json(self.slub))
-        if len(self.slub.buddy.cpu_to_node) != self.sched.nr_cpus:
-            raise ValueError(
-                f"the buddy config has {len(self.slub.buddy.cpu_to_node)} CPUs, the scheduler's {self.sched.nr_cpus}"
-            )
-        if self.slub.irq_window:
-            raise ValueError("slub.irq_window must be off: the cgroup model's tasks take no interrupts")
+        one_machine(self)
         for i, p in enumerate(self.boot_cgroups):
             parent, _, name = p.rpartition("/")
             if not name or parent not in ("", *self.boot_cgroups[:i]):

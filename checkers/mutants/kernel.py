@@ -1,0 +1,173 @@
+"""Mutants of the whole-kernel model: bugs at the boundaries between its subsystems (the
+fault path and the page allocator, VMAs and page tables, page tables and the TLBs, exit and
+the scheduler), each naming the invariant that must catch it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from checkers.mutants import mutant
+from model import kernel
+from model.hw import mmu
+from model.mm import memory, mmap
+from model.sched import core
+from model.sched.sched import TASK_RUNNING
+
+if TYPE_CHECKING:
+    from model.kernel import KernelState
+    from model.sched.model import SchedState
+
+MEMORY = "model.mm.memory"
+MMAP = "model.mm.mmap"
+KERNEL = "model.kernel"
+
+_brk = mmap.brk
+
+
+def wp_page_always_reused(state: KernelState, cpu: int, mm: int, vaddr: int, old: int, vm_flags: int) -> int:
+    """do_wp_page makes a shared copy-on-write page writable in place instead of copying it: the child's write shows in the parent."""
+    state.pt = mmu.change_pte_flags(state.pt, state.mms[mm].pgd, vaddr, set_flags=mmu._PAGE_RW)
+    return 0
+
+
+def tlb_finish_without_flush(state: KernelState, mm: int, start: int, end: int) -> None:
+    """munmap's tlb_finish_mmu frees the pages without flushing the TLBs: a CPU keeps translating to a freed page."""
+
+
+def exit_mmap_keeps_tables(state: KernelState, cpu: int, mm: int) -> None:
+    """exit_mmap unmaps the pages but never frees the page tables (no free_pgtables, no pgd_free)."""
+    pgd = state.mms[mm].pgd
+    for vaddr, pfn, _ in mmu.mapped(state.pt, pgd):
+        state.pt = mmu.pte_clear(state.pt, pgd, vaddr)
+        memory.put_page(state, pfn, cpu)
+    state.tlb = tuple(mmu.EMPTY_TLB if t.pgd == pgd else t for t in state.tlb)
+
+
+def merge_ignores_flags(vma: mmap.Vma, vm_flags: int) -> bool:
+    """is_mergeable_vma ignores vm_flags: a VMA merges with a neighbour of other protections."""
+    return True
+
+
+def brk_shrink_keeps_pages(
+    vmas: mmap.Vmas, mm_start_brk: int, mm_brk: int, new_brk: int
+) -> tuple[mmap.Vmas, int, list[tuple[int, int]]]:
+    """sys_brk shrinks the heap VMA but does not unmap its pages: their PTEs stay beyond the VMA."""
+    vmas, brk, _ = _brk(vmas, mm_start_brk, mm_brk, new_brk)
+    return vmas, brk, []
+
+
+def fork_shares_writable(state: KernelState, cpu: int, src: int, dst: int) -> bool:
+    """copy_page_range copies writable PTEs without write-protecting them: parent and child write one page."""
+    spgd, dpgd = state.mms[src].pgd, state.mms[dst].pgd
+    for vaddr, pfn, flags in mmu.mapped(state.pt, spgd):
+        if not memory.set_pte_at(state, cpu, dpgd, vaddr, pfn, flags):
+            return False
+        state.mapcount[pfn] += 1
+    return True
+
+
+def exit_wakes_nobody(state: KernelState, parent: int, cpu: int) -> None:
+    """exit_notify does not wake the parent (__wake_up_parent): a parent asleep in wait4 sleeps on."""
+
+
+def syscall_keeps_nr(state: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int:
+    """do_syscall_64 does not preset regs->ax to -ENOSYS: a number outside the table returns itself."""
+    if nr in kernel.SYS_CALL_TABLE:
+        return _do_syscall_64(state, cpu, nr, args)
+    state.returns += ((nr, nr),)
+    kernel.exit_to_usermode_loop(state, cpu)
+    return nr
+
+
+_do_syscall_64 = kernel.do_syscall_64
+
+
+def protection_without_flush(state: KernelState, mm: int, start: int, end: int, vm_flags: int) -> None:
+    """change_protection write-protects the PTEs but skips flush_tlb_range: a stale writable TLB entry survives mprotect."""
+    pgd = state.mms[mm].pgd
+    for vaddr, _, _ in mmu.mapped(state.pt, pgd):
+        if start <= vaddr < end and not vm_flags & mmap.VM_WRITE:
+            state.pt = mmu.change_pte_flags(state.pt, pgd, vaddr, clear_flags=mmu._PAGE_RW)
+
+
+def wp_page_copy_keeps_old_mapping(
+    state: KernelState, cpu: int, mm: int, vaddr: int, old: int, vm_flags: int
+) -> int:
+    """wp_page_copy maps the copy but never drops the old page's mapping (no page_remove_rmap): its mapcount stays high and it is never freed."""
+    if state.mapcount[old] == 1:
+        return _do_wp_page(state, cpu, mm, vaddr, old, vm_flags)
+    new = memory.alloc_page(state, cpu, memory.MIGRATE_MOVABLE)
+    if new is None:
+        return memory.VM_FAULT_OOM
+    state.data[new] = state.data.get(old, 0)
+    state.mapcount[new] = 1
+    memory.set_pte_at(state, cpu, state.mms[mm].pgd, vaddr, new, memory.vma_pte_flags(vm_flags))
+    memory.flush_tlb_mm_range(state, mm, vaddr, vaddr + mmu.PAGE_SIZE)
+    return 0
+
+
+_do_wp_page = memory.do_wp_page
+
+
+def wake_parent_without_enqueue(state: KernelState, parent: int, cpu: int) -> None:
+    """__wake_up_parent sets the parent TASK_RUNNING itself instead of try_to_wake_up: it is runnable on no run queue."""
+    if parent in state.waiting:
+        state.waiting -= {parent}
+        core.set_task(state.sched, parent, state=TASK_RUNNING)
+
+
+def exit_without_task_dead(state: SchedState, cpu: int) -> None:
+    """do_exit makes the task a zombie but never reaches do_task_dead: the zombie stays on the CPU and its run queue."""
+
+
+def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
+    mutant(f"kernel.{name}", model="kernel", breaks=f"kernel.{breaks}", engine=engine, patches=patches)
+
+
+_mutant(
+    "cow_write_shows_in_parent", "private_memory", "explore", (MEMORY, "do_wp_page", wp_page_always_reused)
+)
+_mutant(
+    "munmap_without_tlb_flush",
+    "tlb_coherent",
+    "explore",
+    (MEMORY, "tlb_finish_mmu", tlb_finish_without_flush),
+)
+_mutant("exit_keeps_page_tables", "page_owner", "explore", (MEMORY, "exit_mmap", exit_mmap_keeps_tables))
+_mutant(
+    "vma_merge_across_protections", "vma_layout", "explore", (MMAP, "is_mergeable_vma", merge_ignores_flags)
+)
+_mutant("brk_shrink_without_unmap", "pte_in_vma", "explore", (MMAP, "brk", brk_shrink_keeps_pages))
+_mutant(
+    "fork_without_write_protect",
+    "private_memory",
+    "explore",
+    (MEMORY, "copy_page_range", fork_shares_writable),
+)
+_mutant("exit_without_wakeup", "wait_wakeable", "explore", (KERNEL, "wake_up_parent", exit_wakes_nobody))
+_mutant("enosys_not_preset", "enosys", "explore", (KERNEL, "do_syscall_64", syscall_keeps_nr))
+_mutant(
+    "mprotect_without_tlb_flush",
+    "tlb_coherent",
+    "explore",
+    (MEMORY, "change_protection", protection_without_flush),
+)
+_mutant(
+    "cow_copy_keeps_old_mapping",
+    "mapcount",
+    "explore",
+    (MEMORY, "do_wp_page", wp_page_copy_keeps_old_mapping),
+)
+_mutant(
+    "wake_parent_without_enqueue",
+    "scheduler",
+    "explore",
+    (KERNEL, "wake_up_parent", wake_parent_without_enqueue),
+)
+_mutant(
+    "exit_without_task_dead",
+    "task_places",
+    "explore",
+    ("model.sched.core", "do_task_dead", exit_without_task_dead),
+)

@@ -1,0 +1,276 @@
+"""Invariants of the whole kernel (model "kernel"): every subsystem's own rules on the
+subsystem inside, and the rules that cross their boundaries: who owns each page frame, page
+tables against VMAs and the TLBs, what processes read back, where each task is.
+
+The buddy allocator's and SLUB's invariants are not rerun here: the kernel's page_owner
+rule covers what crosses into them (every allocated block owned exactly once), and their
+own suites check them on their own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from invariants import REGISTRY, invariant
+from model.contract import Step
+from model.hw import mmu
+from model.hw.mmu import _PAGE_RW, _PAGE_USER, PAGE_SIZE
+from model.kernel import ENOSYS, EXIT_ZOMBIE, NR, SYS_CALL_TABLE, KernelState
+from model.mm import mmap
+from model.sched.sched import TASK_INTERRUPTIBLE
+
+MODEL = "kernel"
+PROT = mmap.VM_READ | mmap.VM_WRITE | mmap.VM_EXEC
+
+
+@invariant(
+    "kernel.page_owner",
+    model=MODEL,
+    statement="Every allocated block of page frames has exactly one owner: a slab, a page-table page "
+    "of a live mm, or an anonymous page mapped by at least one PTE; nothing owned is free.",
+    source="mm/page_alloc.c; mm/slub.c allocate_slab, __free_slab; mm/memory.c __pte_alloc, "
+    "free_pgtables; kernel/fork.c mm_init (pgd_alloc), mmdrop (pgd_free)",
+)
+def page_owner(state: KernelState) -> list[str]:
+    owners: Counter[tuple[int, int]] = Counter()
+    what: dict[tuple[int, int], str] = {}
+    for pfn, slab in state.slub.slabs.items():
+        owners[(pfn, slab.order)] += 1
+        what[(pfn, slab.order)] = f"a slab of {slab.cache}"
+    for mm, m in sorted(state.mms.items()):
+        for table in mmu.table_pages(state.pt, m.pgd):
+            owners[(table, 0)] += 1
+            what[(table, 0)] = f"a page table of mm {mm:#x}"
+    for pfn in state.mapcount:
+        owners[(pfn, 0)] += 1
+        what[(pfn, 0)] = "an anonymous page"
+    allocated = set(state.mm.allocated)
+    out = [f"pfn {pfn} is owned {n} times" for (pfn, _), n in sorted(owners.items()) if n > 1]
+    out += [f"pfn {pfn} (order {o}), {what[(pfn, o)]}, is free" for pfn, o in sorted(set(owners) - allocated)]
+    out += [
+        f"pfn {pfn} (order {o}) is allocated but nobody owns it" for pfn, o in sorted(allocated - set(owners))
+    ]
+    orphans = set(state.pt.tables) - {t for m in state.mms.values() for t in mmu.table_pages(state.pt, m.pgd)}
+    out += [f"page-table page {pfn} belongs to no live mm" for pfn in sorted(orphans)]
+    return out
+
+
+@invariant(
+    "kernel.mapcount",
+    model=MODEL,
+    statement="An anonymous page's mapcount is the number of present PTEs mapping it, in every mm "
+    "together; every mapped page holds a word.",
+    source="mm/rmap.c page_add_new_anon_rmap, page_dup_rmap, page_remove_rmap",
+)
+def mapcount(state: KernelState) -> list[str]:
+    maps = Counter(pfn for m in state.mms.values() for _, pfn, _ in mmu.mapped(state.pt, m.pgd))
+    out = [
+        f"pfn {pfn}: mapcount {state.mapcount.get(pfn, 0)}, but {maps.get(pfn, 0)} PTEs map it"
+        for pfn in sorted(set(maps) | set(state.mapcount))
+        if maps.get(pfn, 0) != state.mapcount.get(pfn, 0)
+    ]
+    out += [f"pfn {pfn} is mapped but holds no word" for pfn in sorted(set(maps) - set(state.data))]
+    return out
+
+
+@invariant(
+    "kernel.pte_in_vma",
+    model=MODEL,
+    statement="Every present PTE lies inside a VMA of its mm and grants no more than the VMA allows: "
+    "user access, and writes only in a VM_WRITE VMA to a page no other PTE maps (copy-on-write).",
+    source="mm/memory.c do_anonymous_page, do_wp_page, copy_one_pte; mm/mprotect.c change_pte_range; "
+    "mm/mmap.c unmap_region",
+)
+def pte_in_vma(state: KernelState) -> list[str]:
+    out = []
+    for mm, m in sorted(state.mms.items()):
+        for vaddr, pfn, flags in mmu.mapped(state.pt, m.pgd):
+            vma = mmap.find_vma(m.vmas, vaddr)
+            if vma is None or vaddr < vma.vm_start:
+                out.append(f"mm {mm:#x}: a PTE maps {vaddr:#x} (pfn {pfn}), outside every VMA")
+                continue
+            if not flags & _PAGE_USER:
+                out.append(f"mm {mm:#x}: the PTE of {vaddr:#x} is not a user one")
+            if flags & _PAGE_RW and not vma.vm_flags & mmap.VM_WRITE:
+                out.append(f"mm {mm:#x}: {vaddr:#x} is writable in a VMA without VM_WRITE")
+            if flags & _PAGE_RW and state.mapcount.get(pfn, 0) > 1:
+                out.append(
+                    f"mm {mm:#x}: {vaddr:#x} is writable, but pfn {pfn} is mapped {state.mapcount[pfn]} times"
+                )
+    return out
+
+
+@invariant(
+    "kernel.tlb_coherent",
+    model=MODEL,
+    statement="After every entry into the kernel has returned, no CPU's TLB maps a page its page "
+    "tables do not map there, or grants a right they do not; a CPU running a user task has that "
+    "task's mm in CR3.",
+    source="arch/x86/mm/tlb.c flush_tlb_mm_range, switch_mm_irqs_off; mm/mmu_gather.c tlb_finish_mmu",
+)
+def tlb_coherent(state: KernelState) -> list[str]:
+    out = []
+    for cpu, tlb in enumerate(state.tlb):
+        for vaddr, (pfn, flags), now in mmu.stale_entries(state.pt, tlb):
+            if now is None or now[0] != pfn or flags & ~now[1] & (_PAGE_RW | _PAGE_USER):
+                out.append(
+                    f"cpu {cpu}: the TLB maps {vaddr:#x} to pfn {pfn} (flags {flags:#x}); the page tables: {now}"
+                )
+        p = state.procs.get(state.sched.rqs[cpu].curr)
+        if p is not None and p.mm is not None and tlb.pgd != state.mms[p.mm].pgd:
+            out.append(
+                f"cpu {cpu} runs task {state.sched.rqs[cpu].curr} with pgd {tlb.pgd} in CR3, not its own"
+            )
+    return out
+
+
+@invariant(
+    "kernel.private_memory",
+    model=MODEL,
+    statement="Every page a process has mapped reads back the word it last stored there, or zero: "
+    "no other process's store shows through (copy-on-write after fork), and nothing survives an unmap.",
+    source="mm/memory.c do_wp_page, wp_page_copy, copy_one_pte; kernel/fork.c dup_mmap",
+)
+def private_memory(state: KernelState) -> list[str]:
+    out = []
+    for mm, m in sorted(state.mms.items()):
+        stored = dict(state.stored[mm])
+        for vaddr, pfn, _ in mmu.mapped(state.pt, m.pgd):
+            if state.data.get(pfn) != stored.get(vaddr, 0):
+                out.append(
+                    f"mm {mm:#x}: {vaddr:#x} reads {state.data.get(pfn)}, but this process stored {stored.get(vaddr, 0)}"
+                )
+    return out
+
+
+@invariant(
+    "kernel.vma_layout",
+    model=MODEL,
+    statement="Each mm's VMAs are sorted, page-aligned and disjoint, abutting ones with equal flags "
+    "merged, one vm_area_struct object each; every page in them has the rights mmap, mprotect or brk "
+    "asked for it, and no page outside them was asked for.",
+    source="mm/mmap.c vma_merge, __split_vma, do_munmap, do_brk_flags; mm/mprotect.c mprotect_fixup",
+)
+def vma_layout(state: KernelState) -> list[str]:
+    out = []
+    for mm, m in sorted(state.mms.items()):
+        out += [f"mm {mm:#x}: {msg}" for msg in mmap.vma_merge_ok(m.vmas)]
+        if len(m.vma_objects) != len(m.vmas) or len(set(m.vma_objects)) != len(m.vma_objects):
+            out.append(f"mm {mm:#x}: {len(m.vmas)} VMAs but vm_area_struct objects {m.vma_objects}")
+        have = {v: vma.vm_flags & PROT for vma in m.vmas for v in range(vma.vm_start, vma.vm_end, PAGE_SIZE)}
+        asked = dict(state.asked[mm])
+        for v in sorted(set(have) | set(asked)):
+            if have.get(v) != asked.get(v):
+                out.append(
+                    f"mm {mm:#x}: page {v:#x} has rights {have.get(v)}, but {asked.get(v)} were asked for"
+                )
+    return out
+
+
+@invariant(
+    "kernel.task_places",
+    model=MODEL,
+    statement="Every task is in exactly one place: running on one CPU, queued on one run queue, "
+    "asleep (in wait4, or kthreadd waiting for work), or a zombie off every queue; a live task's "
+    "parent is alive or a zombie-reaping ancestor, and a user process has its own mm.",
+    source="kernel/sched/core.c; kernel/exit.c do_exit, exit_notify, forget_original_parent",
+)
+def task_places(state: KernelState) -> list[str]:
+    out = []
+    running = Counter(state.sched.rqs[cpu].curr for cpu in range(len(state.tlb)))
+    for pid, p in sorted(state.procs.items()):
+        t = state.sched.tasks.get(pid)
+        if p.exit_state == EXIT_ZOMBIE:
+            if t is not None and t.on_rq:
+                out.append(f"zombie {pid} is still queued")
+            if p.mm is not None:
+                out.append(f"zombie {pid} still has an mm")
+            continue
+        if t is None:
+            out.append(f"task {pid} is alive but the scheduler has no such task")
+            continue
+        places = (
+            running[pid]
+            + (bool(t.on_rq) and not running[pid])
+            + (not t.on_rq and t.state == TASK_INTERRUPTIBLE)
+        )
+        if places != 1:
+            out.append(f"task {pid} is in {places} places (running on {running[pid]} CPUs, on_rq {t.on_rq})")
+        if p.parent not in state.procs and p.parent != 0:
+            out.append(f"task {pid}'s parent {p.parent} is gone")
+    mms = Counter(p.mm for p in state.procs.values() if p.mm is not None)
+    out += [f"mm {mm:#x} belongs to {n} processes" for mm, n in sorted(mms.items()) if n > 1]
+    out += [f"mm {mm:#x} belongs to no process" for mm in sorted(set(state.mms) - set(mms))]
+    return out
+
+
+@invariant(
+    "kernel.wait_wakeable",
+    model=MODEL,
+    statement="No task sleeps without something left to wake it: a task asleep in wait4 has a child "
+    "still alive and no zombie child (whose exit would have woken it).",
+    source="kernel/exit.c do_wait, exit_notify (__wake_up_parent)",
+)
+def wait_wakeable(state: KernelState) -> list[str]:
+    out = []
+    for pid in sorted(state.waiting):
+        children = [c for c, q in state.procs.items() if q.parent == pid]
+        if not any(not state.procs[c].exit_state for c in children):
+            out.append(f"task {pid} sleeps in wait4 with no live child to wake it")
+        zombies = [c for c in children if state.procs[c].exit_state]
+        if zombies:
+            out.append(f"task {pid} sleeps in wait4 though its children {zombies} have exited")
+        t = state.sched.tasks[pid]
+        if t.state != TASK_INTERRUPTIBLE or t.on_rq:
+            out.append(f"task {pid} is in wait4's queue but is {t.state}, on_rq {t.on_rq}")
+    return out
+
+
+def _memory(state: KernelState) -> tuple[object, ...]:
+    return (
+        state.slub.fingerprint(),
+        state.pt.fingerprint(),
+        state.procs,
+        state.mms,
+        state.mapcount,
+        state.data,
+    )
+
+
+@invariant(
+    "kernel.enosys",
+    model=MODEL,
+    statement="A system call number outside the table returns -ENOSYS and changes nothing but what "
+    "the return to user mode does (a reschedule).",
+    source="arch/x86/entry/common.c do_syscall_64; kernel/sys_ni.c sys_ni_syscall",
+    transition=True,
+)
+def enosys(before: KernelState, step: Step, after: KernelState) -> list[str]:
+    if step.action != "syscall" or step.args[1] in SYS_CALL_TABLE:
+        return []
+    out = [f"system call {nr} returned {ret}, not -ENOSYS" for nr, ret in after.returns if ret != -ENOSYS]
+    if _memory(before) != _memory(after):
+        out.append(f"system call {step.args[1]}, outside the table, changed the kernel's state")
+    return out
+
+
+_SCHED_STEPS = {NR["fork"]: "fork_task", NR["exit"]: "exit_task"}
+
+
+@invariant(
+    "kernel.scheduler",
+    model=MODEL,
+    statement="Every invariant of the CFS model (sched.*) holds of the scheduler inside the kernel.",
+    source="kernel/sched/fair.c; invariants/sched.py",
+    transition=True,
+)
+def scheduler(before: KernelState, step: Step, after: KernelState) -> list[str]:
+    sched_step = step
+    if step.action == "syscall" and step.args[1] in _SCHED_STEPS:
+        name = _SCHED_STEPS[step.args[1]]
+        sched_step = Step(name, (step.args[0], *step.args[2]) if name == "fork_task" else step.args[:1])
+    out = []
+    for inv in sorted((i for i in REGISTRY.values() if i.model == "sched"), key=lambda i: i.name):
+        found = inv.check(before.sched, sched_step, after.sched) if inv.transition else inv.check(after.sched)
+        out += [f"{inv.name}: {msg}" for msg in found]
+    return out

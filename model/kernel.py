@@ -1,0 +1,746 @@
+"""The whole kernel on one machine: the scheduler, the buddy allocator, SLUB, the MMU and
+the processes and address spaces that use them, driven through the system call table.
+
+The machine (model/hw): N CPUs, each with its preempt_count, interrupt flag and current
+task (the scheduler's), a CR3 and a TLB (model/hw/mmu.py: 4-level page tables in page
+frames, TLB entries kept until flushed); the physical memory of the buddy allocator; the
+periodic timer (``tick``). A CPU is in user mode exactly when its current task has an mm
+and is between system calls: every step is one whole entry into the kernel (a system
+call, a page fault taken by a user access, a timer interrupt) and its return.
+
+Boot follows start_kernel (init/main.c, as the seed's "init kernel" lists it): trap_init,
+mm_init (mem_init frees the page frames to the buddy allocator, kmem_cache_init makes the
+caches), sched_init (an idle task per CPU: CPU 0's is init_task, pid 0, idle_pid(0) in the
+scheduler's numbering), init_IRQ, time_init, then rest_init: kernel_thread(kernel_init) is
+pid 1 and kernel_thread(kthreadd) pid 2. The CPUs then run until kernel_init has executed
+the init program (run_init_process: pid 1 gets its mm) and kthreadd sleeps waiting for
+kthread_create, which any task may call.
+
+Processes (kernel/fork.c, exec.c, exit.c): every task_struct, mm_struct and
+vm_area_struct is an object of its SLUB cache; fork copies the mm copy-on-write, execve
+replaces it, exit tears it down and leaves a zombie for wait4 to reap; an exiting
+parent's children go to init. Address spaces: mmap, munmap, mprotect and brk
+(model/mm/mmap.py) on anonymous private memory, faults, copy-on-write and TLB flushes
+(model/mm/memory.py).
+
+Each user page holds one word; a store writes the storing task's pid. The state keeps, as
+a checker's record, what each mm stored where (``stored``) and the rights each page was
+asked for (``asked``), so that invariants can tell a copy-on-write or protection bug from
+right behaviour.
+
+Not yet wired in: the cgroup controllers, pipes and signals (a fault that kills is an
+exit with SIGSEGV's status), file mappings and the page cache, swap, reclaim and kswapd,
+threads (CLONE_VM).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, NamedTuple
+
+from model.cgroup.model import one_machine
+from model.contract import Model, action
+from model.hw import mmu
+from model.hw.mmu import PAGE_SIZE, PageFault, PageTables, Tlb
+from model.mm import buddy, memory, mmap, slub
+from model.mm.buddy import BuddyState
+from model.mm.mmzone import MIGRATETYPE
+from model.mm.slab import SlubConfig, SlubModel, SlubState
+from model.mm.slab_common import CacheSpec
+from model.sched import core
+from model.sched.model import SchedConfig, SchedModel, SchedState, note_epochs
+from model.sched.sched import TASK_INTERRUPTIBLE, TASK_RUNNING
+
+EAGAIN = 11
+ECHILD = 10
+ENOMEM = 12
+ENOSYS = 38
+EXIT_ZOMBIE = 0x20
+SIGSEGV = 11
+SIGKILL = 9
+INIT = 1  # the child reaper
+KTHREADD = 2
+MIGRATE_UNMOVABLE = MIGRATETYPE["MIGRATE_UNMOVABLE"]
+
+# The x86-64 layout of a new mm (arch_pick_mmap_layout, setup_arg_pages): the heap after
+# the program's data, mmap areas below mmap_base, one page of stack at the top.
+START_BRK = 0x601000
+MMAP_BASE = 0x7F0000000000
+MMAP_MIN_ADDR = 0x10000  # vm.mmap_min_addr
+STACK_TOP = mmap.TASK_SIZE
+STACK_FLAGS = mmap.VM_DATA_DEFAULT_FLAGS | mmap.VM_ACCOUNT
+
+# arch/x86/entry/syscalls/syscall_64.tbl: the calls modelled; NR_syscalls of 5.4.
+NR_syscalls = 436
+SYS_CALL_TABLE = {
+    9: "sys_mmap",
+    10: "sys_mprotect",
+    11: "sys_munmap",
+    12: "sys_brk",
+    39: "sys_getpid",
+    57: "sys_fork",
+    59: "sys_execve",
+    60: "sys_exit",
+    61: "sys_wait4",
+}
+NR = {name[4:]: nr for nr, name in SYS_CALL_TABLE.items()}
+
+
+class Proc(NamedTuple):
+    """The process part of struct task_struct."""
+
+    parent: int  # real_parent
+    mm: int | None  # the mm_struct object; None for a kernel thread
+    task_struct: int  # the task_struct object
+    exit_state: int = 0  # EXIT_ZOMBIE once it has exited
+    exit_code: int = 0
+
+
+class MmStruct(NamedTuple):
+    """struct mm_struct: its page tables, VMAs (each a vm_area_struct object) and heap."""
+
+    pgd: int
+    vmas: mmap.Vmas
+    vma_objects: tuple[int, ...]  # one vm_area_struct object per VMA
+    start_brk: int
+    brk: int
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """The machine and what its tasks may ask for."""
+
+    # max_tasks: fork_init's max_threads, the tasks (init and kthreadd included) fork allows.
+    sched: SchedConfig = SchedConfig(nr_cpus=2, tasks=(), max_tasks=4, nice_values=(), preempt_sections=False)
+    # The page frames and SLUB's caches; task_struct, mm_struct and vm_area_struct sized
+    # down so that a few share a page.
+    slub: SlubConfig = SlubConfig(
+        buddy=replace(buddy.SMALL, ram=((0, 5, 0), (6, 40, 0)), max_zone_pfn=(2, 4, 40), cpu_to_node=(0, 0)),
+        slub_max_order=0,
+        slub_min_objects=2,
+        cpu_partial=2,
+        min_partial=1,
+        caches=(
+            CacheSpec("task_struct", 1024, 0, ("SLAB_HWCACHE_ALIGN", "SLAB_ACCOUNT")),
+            CacheSpec("mm_struct", 1024, 0, ("SLAB_HWCACHE_ALIGN", "SLAB_ACCOUNT")),
+            CacheSpec("vm_area_struct", 512, 0, ("SLAB_ACCOUNT",)),
+        ),
+        kmalloc_sizes=(),
+        irq_window=False,
+        bad_frees=False,
+    )
+    mmap_pages: tuple[int, ...] = (1, 2)  # the lengths mmap asks for, in pages
+    brk_pages: tuple[int, ...] = (0, 1)  # where brk may set the break, in pages above start_brk
+    max_vmas: int = 4  # mmap is not offered to an mm with this many VMAs
+
+    def __post_init__(self) -> None:
+        for name in ("mmap_pages", "brk_pages"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        one_machine(self)
+        if self.sched.tasks:
+            raise ValueError(
+                "sched.tasks must be empty: the kernel's tasks are its own (init, kthreadd, forks)"
+            )
+        names = {c.name for c in self.slub.caches}
+        if not {"task_struct", "mm_struct", "vm_area_struct"} <= names:
+            raise ValueError(f"slub.caches {sorted(names)} lack task_struct, mm_struct or vm_area_struct")
+        if any(n < 1 for n in self.mmap_pages) or any(n < 0 for n in self.brk_pages) or self.max_vmas < 1:
+            raise ValueError("mmap_pages and max_vmas must be at least 1, brk_pages at least 0")
+
+
+@dataclass(slots=True, eq=False)
+class KernelState:
+    sched: SchedState  # the tasks, run queues and CPUs' preempt_count and interrupt flags
+    slub: SlubState  # the caches, and in slub.mm the buddy allocator's page frames
+    pt: PageTables  # every page-table page
+    tlb: tuple[Tlb, ...]  # per CPU: its CR3 (tlb.pgd; None: init_mm) and TLB entries
+    procs: dict[int, Proc]  # every task but the idle ones, zombies included
+    mms: dict[int, MmStruct]  # by mm_struct object
+    mapcount: dict[int, int]  # the PTEs mapping each anonymous page
+    data: dict[int, int]  # the word each anonymous page holds
+    waiting: frozenset[int]  # tasks asleep in wait4
+    max_threads: int  # kernel/fork.c max_threads, set by fork_init: copy_process refuses past it
+    # The checker's record, per mm: the word each page was last stored, and the rights
+    # (VM_READ | VM_WRITE | VM_EXEC) each page was asked for by mmap, mprotect or brk.
+    stored: dict[int, tuple[tuple[int, int], ...]]
+    asked: dict[int, tuple[tuple[int, int], ...]]
+    boot: tuple[str, ...] = field(default=())  # start_kernel's steps, in order
+    # The checker's record of the last step, kept beside the state (out of its fingerprint):
+    # each system call it made, with what it returned.
+    returns: tuple[tuple[int, int], ...] = field(default=())
+
+    @property
+    def mm(self) -> BuddyState:
+        return self.slub.mm
+
+    def clone(self) -> KernelState:
+        return KernelState(
+            self.sched.clone(),
+            self.slub.clone(),
+            self.pt,
+            self.tlb,
+            dict(self.procs),
+            dict(self.mms),
+            dict(self.mapcount),
+            dict(self.data),
+            self.waiting,
+            self.max_threads,
+            dict(self.stored),
+            dict(self.asked),
+            self.boot,
+        )
+
+    def fingerprint(self) -> Hashable:
+        return (
+            self.sched.fingerprint(),
+            self.slub.fingerprint(),
+            self.pt.fingerprint(),
+            tuple((t.pgd, tuple(sorted(t.entries.items()))) for t in self.tlb),
+            *(
+                tuple(sorted(d.items()))
+                for d in (self.procs, self.mms, self.mapcount, self.data, self.stored, self.asked)
+            ),
+            self.waiting,
+        )
+
+    def current(self, cpu: int) -> int | None:
+        """The user task running on cpu, if it may enter the kernel: a live process with an
+        mm, TASK_RUNNING."""
+        t = self.sched.curr(cpu)
+        p = self.procs.get(t.pid)
+        if p is None or p.mm is None or p.exit_state or t.state != TASK_RUNNING:
+            return None
+        return t.pid
+
+
+# Slab objects.
+
+
+def kmem_cache_alloc(state: KernelState, cache: str, cpu: int) -> int:
+    """kmem_cache_alloc(cache, GFP_KERNEL): the object, or 0 (NULL)."""
+    s = state.slub.caches[cache].s
+    return slub.slab_alloc_node(state.slub, s, cpu, slub.NUMA_NO_NODE, s.object_size, window=False) or 0
+
+
+def kmem_cache_free(state: KernelState, addr: int, cpu: int) -> None:
+    error = slub.kfree(state.slub, addr, cpu, window=False)
+    assert error is None, error
+
+
+# Address spaces.
+
+
+def mm_alloc(state: KernelState, cpu: int) -> int:
+    """kernel/fork.c mm_alloc with mm_init's pgd_alloc: the mm_struct object with an empty
+    PGD page and no VMAs; 0 when either is not to be had."""
+    obj = kmem_cache_alloc(state, "mm_struct", cpu)
+    if not obj:
+        return 0
+    pgd = memory.alloc_page(state, cpu, MIGRATE_UNMOVABLE)
+    if pgd is None:
+        kmem_cache_free(state, obj, cpu)
+        return 0
+    got = mmu.pgd_alloc(state.pt, lambda: pgd)
+    assert got is not None
+    state.pt = got[0]
+    state.mms[obj] = MmStruct(pgd, (), (), START_BRK, START_BRK)
+    state.stored[obj] = ()
+    state.asked[obj] = ()
+    return obj
+
+
+def set_vmas(state: KernelState, mm: int, vmas: mmap.Vmas, cpu: int) -> bool:
+    """The mm's VMAs become vmas, with vm_area_struct objects allocated for new ones
+    (vm_area_alloc, vm_area_dup on a split) and freed for merged or unmapped ones
+    (vm_area_free). False, with nothing changed, when an object is not to be had."""
+    m = state.mms[mm]
+    objs = list(m.vma_objects)
+    while len(objs) < len(vmas):
+        obj = kmem_cache_alloc(state, "vm_area_struct", cpu)
+        if not obj:
+            for extra in objs[len(m.vma_objects) :]:
+                kmem_cache_free(state, extra, cpu)
+            return False
+        objs.append(obj)
+    while len(objs) > len(vmas):
+        kmem_cache_free(state, objs.pop(), cpu)
+    state.mms[mm] = m._replace(vmas=vmas, vma_objects=tuple(objs))
+    return True
+
+
+def note_asked(state: KernelState, mm: int, start: int, end: int, vm_flags: int | None) -> None:
+    """The checker's record of the rights asked for [start, end) (None: unmapped); what was
+    stored there goes when the pages are unmapped."""
+    pages = range(start, end, PAGE_SIZE)
+    asked = {v: f for v, f in state.asked[mm] if v not in pages}
+    if vm_flags is not None:
+        asked.update(dict.fromkeys(pages, vm_flags & (mmap.VM_READ | mmap.VM_WRITE | mmap.VM_EXEC)))
+    else:
+        state.stored[mm] = tuple((v, w) for v, w in state.stored[mm] if v not in pages)
+    state.asked[mm] = tuple(sorted(asked.items()))
+
+
+def unmap_ranges(state: KernelState, cpu: int, mm: int, ranges: Iterable[tuple[int, int]]) -> None:
+    for start, end in ranges:
+        memory.zap_page_range(state, cpu, mm, start, end)
+        note_asked(state, mm, start, end, None)
+
+
+def mmput(state: KernelState, mm: int, cpu: int) -> None:
+    """The last user of an mm is gone: exit_mmap, then the VMAs' and the mm's objects freed."""
+    memory.exit_mmap(state, cpu, mm)
+    m = state.mms.pop(mm)
+    for obj in m.vma_objects:
+        kmem_cache_free(state, obj, cpu)
+    kmem_cache_free(state, mm, cpu)
+    del state.stored[mm], state.asked[mm]
+
+
+def bprm_mm_init(state: KernelState, cpu: int) -> int:
+    """fs/exec.c bprm_mm_init and setup_arg_pages: a new mm with its stack VMA; 0 on -ENOMEM."""
+    mm = mm_alloc(state, cpu)
+    if not mm:
+        return 0
+    stack = (mmap.Vma(STACK_TOP - PAGE_SIZE, STACK_TOP, STACK_FLAGS),)
+    if not set_vmas(state, mm, stack, cpu):
+        mmput(state, mm, cpu)
+        return 0
+    note_asked(state, mm, STACK_TOP - PAGE_SIZE, STACK_TOP, STACK_FLAGS)
+    return mm
+
+
+# The system calls, each on behalf of the task running on cpu.
+
+
+def sys_getpid(state: KernelState, cpu: int, pid: int) -> int:
+    return pid
+
+
+def sys_mmap(state: KernelState, cpu: int, pid: int, addr: int, length: int, prot: int, flags: int) -> int:
+    """mm/mmap.c ksys_mmap_pgoff -> do_mmap: the address, or -errno."""
+    mm = state.procs[pid].mm
+    assert mm is not None
+    old = state.mms[mm].vmas
+    vmas, ret, unmapped = mmap.do_mmap(old, addr, length, prot, flags, MMAP_BASE, MMAP_MIN_ADDR)
+    if ret < 0 and ret > -4096:
+        return ret
+    if not set_vmas(state, mm, vmas, cpu):
+        return -ENOMEM
+    unmap_ranges(state, cpu, mm, unmapped)
+    note_asked(state, mm, ret, ret + mmap.page_align(length), mmap.calc_vm_prot_bits(prot))
+    return ret
+
+
+def sys_munmap(state: KernelState, cpu: int, pid: int, addr: int, length: int) -> int:
+    mm = state.procs[pid].mm
+    assert mm is not None
+    vmas, ret, unmapped = mmap.do_munmap(state.mms[mm].vmas, addr, length)
+    if ret:
+        return ret
+    if not set_vmas(state, mm, vmas, cpu):
+        return -ENOMEM  # a split needed a vm_area_struct
+    unmap_ranges(state, cpu, mm, unmapped)
+    return 0
+
+
+def sys_mprotect(state: KernelState, cpu: int, pid: int, addr: int, length: int, prot: int) -> int:
+    """mm/mprotect.c do_mprotect_pkey: each VMA changed (split and merged) and its PTEs and
+    TLB entries with it; a hole met part way fails with -ENOMEM after the changes before it."""
+    mm = state.procs[pid].mm
+    assert mm is not None
+    vmas, ret, changed = mmap.mprotect(state.mms[mm].vmas, addr, length, prot)
+    if not set_vmas(state, mm, vmas, cpu):
+        return -ENOMEM
+    for start, end, vm_flags in changed:
+        memory.change_protection(state, mm, start, end, vm_flags)
+        note_asked(state, mm, start, end, vm_flags)
+    return ret
+
+
+def sys_brk(state: KernelState, cpu: int, pid: int, new_brk: int) -> int:
+    """mm/mmap.c sys_brk: the new break, or the old one when refused."""
+    mm = state.procs[pid].mm
+    assert mm is not None
+    m = state.mms[mm]
+    vmas, brk, unmapped = mmap.brk(m.vmas, m.start_brk, m.brk, new_brk)
+    if not set_vmas(state, mm, vmas, cpu):
+        return m.brk
+    state.mms[mm] = state.mms[mm]._replace(brk=brk)
+    unmap_ranges(state, cpu, mm, unmapped)
+    old_end, new_end = mmap.page_align(m.brk), mmap.page_align(brk)
+    if new_end > old_end:
+        note_asked(state, mm, old_end, new_end, mmap.VM_DATA_DEFAULT_FLAGS)
+    return brk
+
+
+def sys_fork(state: KernelState, cpu: int, pid: int, target: int) -> int:
+    """kernel/fork.c _do_fork -> copy_process: a task_struct, dup_mm (a new mm with the
+    parent's VMAs, its pages shared copy-on-write), sched_fork; then wake_up_new_task on
+    target. The child's pid, -EAGAIN past the task limit, -ENOMEM without memory."""
+    if len(state.procs) >= state.max_threads:
+        return -EAGAIN
+    task = kmem_cache_alloc(state, "task_struct", cpu)
+    if not task:
+        return -ENOMEM
+    parent_mm = state.procs[pid].mm
+    assert parent_mm is not None
+    mm = dup_mm(state, cpu, parent_mm)
+    if not mm:
+        kmem_cache_free(state, task, cpu)
+        return -ENOMEM
+    child = SchedModel.fork(state.sched, cpu, target)
+    state.procs[child] = Proc(pid, mm, task)
+    return child
+
+
+def dup_mm(state: KernelState, cpu: int, old: int) -> int:
+    """kernel/fork.c dup_mm -> dup_mmap: the child's mm, or 0."""
+    mm = mm_alloc(state, cpu)
+    if not mm:
+        return 0
+    src = state.mms[old]
+    if not set_vmas(state, mm, src.vmas, cpu) or not memory.copy_page_range(state, cpu, old, mm):
+        mmput(state, mm, cpu)
+        return 0
+    state.mms[mm] = state.mms[mm]._replace(start_brk=src.start_brk, brk=src.brk)
+    state.stored[mm] = state.stored[old]
+    state.asked[mm] = state.asked[old]
+    return mm
+
+
+def sys_execve(state: KernelState, cpu: int, pid: int) -> int:
+    """fs/exec.c do_execve of the one program: a new mm (bprm_mm_init), then exec_mmap puts
+    the old one (flush_old_exec) and the CPU loads the new (activate_mm). 0, or -ENOMEM with
+    the old mm kept."""
+    mm = bprm_mm_init(state, cpu)
+    if not mm:
+        return -ENOMEM
+    old = state.procs[pid].mm
+    state.procs[pid] = state.procs[pid]._replace(mm=mm)
+    activate_mm(state, cpu, mm)
+    if old is not None:
+        mmput(state, old, cpu)
+    return 0
+
+
+def activate_mm(state: KernelState, cpu: int, mm: int) -> None:
+    """switch_mm_irqs_off: CR3 loaded with the mm's PGD, which flushes the TLB (no PCID)."""
+    state.tlb = (*state.tlb[:cpu], mmu.load_cr3(state.tlb[cpu], state.mms[mm].pgd), *state.tlb[cpu + 1 :])
+
+
+def sys_exit(state: KernelState, cpu: int, pid: int, code: int) -> int:
+    do_exit(state, cpu, pid, code << 8)
+    return 0
+
+
+def do_exit(state: KernelState, cpu: int, pid: int, exit_code: int) -> None:
+    """kernel/exit.c do_exit: exit_mm (the mm put), exit_notify (children reparented to init,
+    the task a zombie, its parent woken from wait4: __wake_up_parent), do_task_dead."""
+    p = state.procs[pid]
+    if p.mm is not None:
+        mmput(state, p.mm, cpu)
+    orphans = [c for c, q in state.procs.items() if q.parent == pid]
+    for c in orphans:
+        state.procs[c] = state.procs[c]._replace(parent=INIT)  # forget_original_parent
+    state.procs[pid] = p._replace(mm=None, exit_state=EXIT_ZOMBIE, exit_code=exit_code)
+    if any(state.procs[c].exit_state for c in orphans):
+        wake_up_parent(state, INIT, cpu)
+    wake_up_parent(state, p.parent, cpu)
+    core.do_task_dead(state.sched, cpu)
+
+
+def wake_up_parent(state: KernelState, parent: int, cpu: int) -> None:
+    """__wake_up_parent: the parent, if asleep in wait4, is woken on this CPU."""
+    if parent in state.waiting:
+        state.waiting -= {parent}
+        core.try_to_wake_up(state.sched, parent, cpu)
+
+
+def sys_wait4(state: KernelState, cpu: int, pid: int) -> int:
+    """kernel/exit.c do_wait for any child: a zombie child is reaped (release_task: its
+    task_struct freed) and its pid returned; with children but no zombie the task sleeps
+    until one exits (and then calls again: the do_wait loop); -ECHILD without children."""
+    children = sorted(c for c, q in state.procs.items() if q.parent == pid)
+    if not children:
+        return -ECHILD
+    zombie = next((c for c in children if state.procs[c].exit_state), None)
+    if zombie is None:
+        state.waiting |= {pid}
+        core.set_task(state.sched, pid, state=TASK_INTERRUPTIBLE)
+        core.schedule(state.sched, cpu)
+        return 0
+    release_task(state, zombie, cpu)
+    return zombie
+
+
+def release_task(state: KernelState, pid: int, cpu: int) -> None:
+    kmem_cache_free(state, state.procs.pop(pid).task_struct, cpu)
+
+
+def do_syscall_64(state: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int:
+    """arch/x86/entry/common.c do_syscall_64: sys_call_table[nr] for a number in the table,
+    -ENOSYS for any other (sys_ni_syscall); then syscall_return_slowpath."""
+    pid = state.sched.rqs[cpu].curr
+    name = SYS_CALL_TABLE.get(nr) if 0 <= nr < NR_syscalls else None
+    ret = globals()[name](state, cpu, pid, *args) if name else -ENOSYS
+    state.returns += ((nr, ret),)
+    exit_to_usermode_loop(state, cpu)
+    return ret
+
+
+def exit_to_usermode_loop(state: KernelState, cpu: int) -> None:
+    """arch/x86/entry/common.c exit_to_usermode_loop: schedule while TIF_NEED_RESCHED is set
+    (signals are not modelled)."""
+    if state.sched.tasks[state.sched.rqs[cpu].curr].need_resched:
+        core.schedule(state.sched, cpu)
+
+
+# User memory accesses and the page fault path.
+
+
+def access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
+    """The running task loads or stores the word of a user page: through the MMU, and on a
+    page fault do_page_fault, then the access again. A store writes the task's pid; the
+    result is the word read or written, or -1 when the fault killed the task (SIGSEGV for a
+    bad area, SIGKILL when there was no memory: pagefault_out_of_memory, the global OOM
+    killer not being modelled). init is not killed (a kill would panic the kernel): its
+    accesses that find no memory fail and may be retried, and it is never offered a bad
+    address."""
+    pid = state.sched.rqs[cpu].curr
+    mm = state.procs[pid].mm
+    assert mm is not None
+    for _ in range(3):  # a fault, then possibly a copy-on-write fault
+        result = memory.translate(state, cpu, vaddr, write)
+        if not isinstance(result, PageFault):
+            break
+        fault = memory.handle_mm_fault(state, cpu, mm, vaddr, result.error_code)
+        if fault & memory.VM_FAULT_OOM and pid == INIT:
+            return -1
+        if fault:
+            do_exit(state, cpu, pid, SIGSEGV if fault & memory.VM_FAULT_SIGSEGV else SIGKILL)
+            return -1
+    else:
+        raise AssertionError(f"{vaddr:#x}: the access still faults after its faults were handled")
+    if write:
+        state.data[result] = pid
+        state.stored[mm] = tuple(sorted({**dict(state.stored[mm]), vaddr: pid}.items()))
+    word = state.data[result]
+    exit_to_usermode_loop(state, cpu)
+    return word
+
+
+def reschedule_ipis(state: KernelState) -> None:
+    """A wake-up that set TIF_NEED_RESCHED on another CPU sent it a reschedule IPI (or woke
+    its idle loop): that CPU schedules on the IPI's return, before anything else happens."""
+    for cpu in range(len(state.tlb)):
+        if core.preemptible(state.sched, cpu):
+            core.preempt_schedule(state.sched, cpu)
+
+
+def switch_mm(state: KernelState) -> None:
+    """Each CPU's CR3 follows its task: a user task's mm is loaded when it runs (a switch to
+    another mm flushes the TLB); a kernel thread or idle keeps the mm it found (lazy TLB)."""
+    for cpu in range(len(state.tlb)):
+        p = state.procs.get(state.sched.rqs[cpu].curr)
+        if p is not None and p.mm is not None and state.tlb[cpu].pgd != state.mms[p.mm].pgd:
+            activate_mm(state, cpu, p.mm)
+
+
+# The model.
+
+
+def _callers(s: KernelState) -> list[tuple[int, int]]:
+    return [(cpu, pid) for cpu in range(len(s.tlb)) if (pid := s.current(cpu)) is not None]
+
+
+def _syscall_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int, tuple[int, ...]]]:
+    out: list[tuple[int, int, tuple[int, ...]]] = []
+    ncpus = len(s.tlb)
+    for cpu, pid in _callers(s):
+        mm = s.mms[s.procs[pid].mm]  # type: ignore[index]
+        calls: list[tuple[int, tuple[int, ...]]] = [(NR["getpid"], ()), (NR_syscalls, ())]
+        if len(mm.vmas) < m.config.max_vmas:
+            for n in m.config.mmap_pages:
+                calls.append((NR["mmap"], (0, n * PAGE_SIZE, mmap.PROT_READ | mmap.PROT_WRITE, ANON)))
+            calls.append((NR["mmap"], (0, PAGE_SIZE, mmap.PROT_READ, ANON)))
+        for v in mm.vmas:
+            if v.vm_start != STACK_TOP - PAGE_SIZE:
+                calls.append((NR["munmap"], (v.vm_start, PAGE_SIZE)))
+                for prot in (mmap.PROT_READ, mmap.PROT_READ | mmap.PROT_WRITE):
+                    calls.append((NR["mprotect"], (v.vm_start, PAGE_SIZE, prot)))
+        calls += [(NR["brk"], (START_BRK + n * PAGE_SIZE,)) for n in m.config.brk_pages]
+        calls += [(NR["fork"], (target,)) for target in range(ncpus)]
+        calls += [(NR["execve"], ()), (NR["wait4"], ())]
+        if pid != INIT:  # init exiting panics the kernel
+            calls.append((NR["exit"], (0,)))
+        out += [(cpu, nr, args) for nr, args in calls]
+    return out
+
+
+ANON = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+
+
+def _access_domain(write: bool) -> Any:
+    """Every page of the running task's VMAs and an address no VMA covers; init (whose
+    SIGSEGV would panic the kernel) only what it may access."""
+
+    def domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int]]:
+        out = []
+        for cpu, pid in _callers(s):
+            mm = s.mms[s.procs[pid].mm]  # type: ignore[index]
+            for vma in mm.vmas:
+                if pid != INIT or not write or vma.vm_flags & mmap.VM_WRITE:
+                    out += [(cpu, v) for v in range(vma.vm_start, vma.vm_end, PAGE_SIZE)]
+            if pid != INIT:
+                out.append((cpu, MMAP_MIN_ADDR))
+        return out
+
+    return domain
+
+
+def _tick_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
+    return [(cpu,) for cpu in range(len(s.tlb))]
+
+
+def _kthreadd_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
+    return [
+        (cpu,)
+        for cpu in range(len(s.tlb))
+        if s.sched.rqs[cpu].curr == KTHREADD and s.sched.tasks[KTHREADD].state == TASK_RUNNING
+    ]
+
+
+def _kernel_init_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
+    return [(cpu,) for cpu in range(len(s.tlb)) if s.sched.rqs[cpu].curr == INIT and s.procs[INIT].mm is None]
+
+
+# Small: two CPUs, up to four tasks (init, kthreadd and two more), 38 page frames.
+SMALL = KernelConfig()
+# Large: two CPUs, up to eight tasks, 1,024 page frames.
+LARGE = KernelConfig(
+    sched=SchedConfig(nr_cpus=2, tasks=(), max_tasks=8, nice_values=(), preempt_sections=False),
+    slub=replace(
+        SMALL.slub,
+        buddy=replace(
+            buddy.SMALL,
+            MAX_ORDER=11,
+            pageblock_order=9,
+            ram=((0, 1024, 0),),
+            max_zone_pfn=(16, 512, 1024),
+            cpu_to_node=(0, 0),
+        ),
+    ),
+    mmap_pages=(1, 2, 3),
+    brk_pages=(0, 1, 2),
+    max_vmas=6,
+)
+
+
+class KernelModel(Model[KernelState, KernelConfig]):
+    """The whole kernel on one machine, driven by its tasks' system calls and memory
+    accesses and by the timer."""
+
+    name = "kernel"
+    Config = KernelConfig
+    profiles: ClassVar[dict[str, Any]] = {"small": SMALL, "large": LARGE}
+
+    def __init__(self, config: KernelConfig | None = None) -> None:
+        super().__init__(config)
+        self.slub = SlubModel(self.config.slub)
+
+    @classmethod
+    def config_from_json(cls, data: dict[str, Any]) -> Any:
+        unknown = set(data) - {f.name for f in dataclasses.fields(KernelConfig)}
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}")
+        return KernelConfig(**data)
+
+    def init_state(self) -> KernelState:
+        """start_kernel, then the CPUs run until init runs its program and kthreadd sleeps."""
+        boot = ["trap_init"]
+        mm = self.slub.buddy.init_state()  # mm_init: mem_init
+        slab = SlubState(mm, {}, {}, {}, (), (None,) * self.config.sched.nr_cpus)
+        for s in (
+            self.slub.specs.values()
+        ):  # mm_init: kmem_cache_init, then the caches fork_init and proc_caches_init make
+            slub.kmem_cache_create(slab, s)
+        boot.append("mm_init")
+        sched = SchedModel(self.config.sched).init_state()  # sched_init: the idle tasks
+        boot += ["sched_init", "init_IRQ", "time_init", "fork_init"]
+        state = KernelState(
+            sched,
+            slab,
+            mmu.EMPTY_PAGE_TABLES,
+            (mmu.EMPTY_TLB,) * self.config.sched.nr_cpus,
+            {},
+            {},
+            {},
+            {},
+            frozenset(),
+            self.config.sched.max_tasks,
+            {},
+            {},
+        )
+        boot.append("rest_init")
+        for pid, target in ((INIT, 0), (KTHREADD, self.config.sched.nr_cpus - 1)):  # kernel_thread
+            task = kmem_cache_alloc(state, "task_struct", 0)
+            assert SchedModel.fork(state.sched, 0, target) == pid and task
+            state.procs[pid] = Proc(0, None, task)
+        for cpu in range(self.config.sched.nr_cpus):
+            core.schedule(state.sched, cpu)
+        while self.kernel_init_pending(state):
+            for act, args in self.enabled(state):
+                if act.name in ("kernel_init", "kthreadd"):
+                    act.effect(self, state, *args)
+                    break
+            else:
+                for cpu in range(self.config.sched.nr_cpus):
+                    core.scheduler_tick(state.sched, cpu)
+        switch_mm(state)
+        state.boot = tuple(boot)
+        note_epochs(state.sched)
+        return state
+
+    @staticmethod
+    def kernel_init_pending(state: KernelState) -> bool:
+        return state.procs[INIT].mm is None or state.sched.tasks[KTHREADD].state == TASK_RUNNING
+
+    def step(self, state: KernelState, act: Any, args: Any) -> tuple[KernelState, Any]:
+        after, result = super().step(state, act, args)
+        reschedule_ipis(after)
+        switch_mm(after)
+        note_epochs(after.sched)
+        return after, result
+
+    @action("cpu", domain=_kernel_init_domain)
+    def kernel_init(self, s: KernelState, cpu: int) -> int:
+        """init/main.c kernel_init, its last step: run_init_process, an execve from the kernel."""
+        return sys_execve(s, cpu, INIT)
+
+    @action("cpu", domain=_kthreadd_domain)
+    def kthreadd(self, s: KernelState, cpu: int) -> None:
+        """kernel/kthread.c kthreadd: nothing on kthread_create_list, so it sleeps."""
+        core.set_task(s.sched, KTHREADD, state=TASK_INTERRUPTIBLE)
+        core.schedule(s.sched, cpu)
+
+    @action("cpu", "nr", "args", domain=_syscall_domain)
+    def syscall(self, s: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int:
+        """The running task's SYSCALL instruction: entry_SYSCALL_64 -> do_syscall_64."""
+        return do_syscall_64(s, cpu, nr, args)
+
+    @action("cpu", "vaddr", domain=_access_domain(write=False))
+    def load(self, s: KernelState, cpu: int, vaddr: int) -> int:
+        """The running task reads a word of user memory."""
+        return access(s, cpu, vaddr, write=False)
+
+    @action("cpu", "vaddr", domain=_access_domain(write=True))
+    def store(self, s: KernelState, cpu: int, vaddr: int) -> int:
+        """The running task writes its pid to a word of user memory."""
+        return access(s, cpu, vaddr, write=True)
+
+    @action("cpu", domain=_tick_domain)
+    def tick(self, s: KernelState, cpu: int) -> None:
+        """The timer interrupt on cpu: scheduler_tick, and on its return a preemption if due."""
+        core.scheduler_tick(s.sched, cpu)

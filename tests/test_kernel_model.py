@@ -1,0 +1,195 @@
+"""The whole-kernel model against the kernel's behaviour: boot, the system call table,
+copy-on-write, TLB flushes, exit and wait4, brk, and that its mutants are caught."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import invariants
+from checkers.explore import explore
+from model.contract import Step
+from model.hw import mmu
+from model.hw.mmu import PAGE_SIZE
+from model.kernel import (
+    ECHILD,
+    ENOSYS,
+    INIT,
+    KTHREADD,
+    NR,
+    SMALL,
+    STACK_TOP,
+    START_BRK,
+    KernelConfig,
+    KernelModel,
+    KernelState,
+    NR_syscalls,
+)
+from model.mm import mmap
+from model.sched.sched import TASK_INTERRUPTIBLE, idle_pid
+
+STACK = STACK_TOP - PAGE_SIZE
+RW = mmap.PROT_READ | mmap.PROT_WRITE
+ANON = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+
+
+def run(
+    model: KernelModel, state: KernelState, *steps: tuple[str, tuple[Any, ...]]
+) -> tuple[KernelState, list[Any]]:
+    """Each step must be enabled, and every invariant must hold after it."""
+    results = []
+    invs = invariants.for_model("kernel")
+    for name, args in steps:
+        enabled = {(act.name, a) for act, a in model.enabled(state)}
+        assert (name, args) in enabled, (name, args)
+        after, result = model.step(state, model.action_by_name[name], args)
+        for inv in invs:
+            found = inv.check(state, Step(name, args), after) if inv.transition else inv.check(after)
+            assert found == [], (inv.name, found)
+        state = after
+        results.append(result)
+    return state, results
+
+
+def syscall(cpu: int, name: str, *args: int) -> tuple[str, tuple[Any, ...]]:
+    return ("syscall", (cpu, NR[name], tuple(args)))
+
+
+def test_boot_runs_start_kernel_in_order_and_leaves_init_and_kthreadd() -> None:
+    state = KernelModel().init_state()
+    assert state.boot == (
+        "trap_init",
+        "mm_init",
+        "sched_init",
+        "init_IRQ",
+        "time_init",
+        "fork_init",
+        "rest_init",
+    )
+    assert sorted(state.procs) == [INIT, KTHREADD]
+    assert state.procs[INIT].mm is not None and state.procs[KTHREADD].mm is None  # init ran its program
+    assert state.sched.tasks[KTHREADD].state == TASK_INTERRUPTIBLE and not state.sched.tasks[KTHREADD].on_rq
+    assert state.sched.rqs[0].idle == idle_pid(0)  # init_task, pid 0, is CPU 0's idle task
+    # init's mm: a PGD and its stack VMA; its task_struct and mm_struct are slab objects.
+    m = state.mms[state.procs[INIT].mm]
+    assert m.vmas == (mmap.Vma(STACK, STACK_TOP, m.vmas[0].vm_flags),)
+    assert {cache for _, cache, _ in state.slub.live} == {"task_struct", "mm_struct", "vm_area_struct"}
+    assert state.tlb[0].pgd == m.pgd  # CPU 0 runs init
+
+
+def test_a_number_outside_the_table_is_enosys_and_changes_nothing() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    after, (result,) = run(model, state, ("syscall", (0, NR_syscalls, ())))
+    assert result == -ENOSYS and after.fingerprint() == state.fingerprint()
+    # A number inside the range but not in the modelled table is sys_ni_syscall's too.
+    assert KernelModel().step(state, model.action_by_name["syscall"], (0, 0, ()))[1] == -ENOSYS
+
+
+def test_a_write_after_fork_breaks_copy_on_write() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (_, child) = run(model, state, ("store", (0, STACK)), syscall(0, "fork", 1))
+    parent_pfn = mmu.walk(state.pt, state.mms[state.procs[INIT].mm].pgd, STACK)
+    child_pfn = mmu.walk(state.pt, state.mms[state.procs[child].mm].pgd, STACK)
+    assert parent_pfn is not None and child_pfn is not None
+    assert parent_pfn[0] == child_pfn[0] and state.mapcount[parent_pfn[0]] == 2
+    assert not parent_pfn[1] & mmu._PAGE_RW and not child_pfn[1] & mmu._PAGE_RW  # both write-protected
+    assert state.tlb[0].entries == {}  # dup_mmap flushed the parent's TLB
+    # The child (on CPU 1) writes: it gets its own copy; the parent still reads its own word.
+    state, (written, read) = run(model, state, ("store", (1, STACK)), ("load", (0, STACK)))
+    assert written == child and read == INIT
+    child_pfn = mmu.walk(state.pt, state.mms[state.procs[child].mm].pgd, STACK)
+    assert child_pfn is not None and child_pfn[0] != parent_pfn[0] and state.mapcount[parent_pfn[0]] == 1
+
+
+def test_munmap_and_mprotect_flush_the_tlb() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (addr,) = run(model, state, syscall(0, "mmap", 0, PAGE_SIZE, RW, ANON))
+    state, _ = run(model, state, ("store", (0, addr)))
+    pfn = state.tlb[0].entries[addr >> 12][0]
+    state, (result,) = run(model, state, syscall(0, "mprotect", addr, PAGE_SIZE, mmap.PROT_READ))
+    assert result == 0 and addr >> 12 not in state.tlb[0].entries
+    state, (word,) = run(model, state, ("load", (0, addr)))
+    assert word == INIT and not state.tlb[0].entries[addr >> 12][1] & mmu._PAGE_RW
+    state, (result,) = run(model, state, syscall(0, "munmap", addr, PAGE_SIZE))
+    assert result == 0 and addr >> 12 not in state.tlb[0].entries
+    assert pfn not in state.mapcount and all(p != pfn for p, _ in state.mm.allocated)
+
+
+def test_exit_leaves_a_zombie_for_wait4_and_gives_every_page_back() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    assert run(model, state, syscall(0, "wait4"))[1] == [-ECHILD]
+    allocated = set(state.mm.allocated)
+    state, (child,) = run(model, state, syscall(0, "fork", 1))
+    state, _ = run(model, state, ("store", (1, STACK)))  # the child's own copy of the stack page
+    # init waits: it sleeps, and CPU 0 goes idle.
+    state, (result,) = run(model, state, syscall(0, "wait4"))
+    assert result == 0 and state.waiting == {INIT} and state.sched.rqs[0].curr == idle_pid(0)
+    # The child exits: a zombie with no mm; init is woken and reaps it.
+    state, _ = run(model, state, syscall(1, "exit", 0))
+    assert state.procs[child].exit_state and state.procs[child].mm is None
+    # Woken on the CPU its child exited on (the waker's: the model's select_task_rq).
+    assert not state.waiting and state.sched.rqs[1].curr == INIT
+    state, (reaped,) = run(model, state, syscall(1, "wait4"))
+    assert reaped == child and child not in state.procs
+    assert set(state.mm.allocated) == allocated  # its page tables, pages and objects went back
+
+
+def test_brk_grows_and_shrinks_the_heap_unmapping_what_it_gives_up() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (brk,) = run(model, state, syscall(0, "brk", START_BRK + PAGE_SIZE))
+    assert brk == START_BRK + PAGE_SIZE
+    state, (word,) = run(model, state, ("store", (0, START_BRK)))
+    assert word == INIT and len(state.mapcount) == 1  # the heap's page, faulted in
+    state, (brk,) = run(model, state, syscall(0, "brk", START_BRK))
+    mm = state.mms[state.procs[INIT].mm]
+    assert brk == START_BRK and all(not v.vm_start <= START_BRK < v.vm_end for v in mm.vmas)
+    assert state.mapcount == {} and mmu.mapped(state.pt, mm.pgd) == []
+
+
+def test_a_fault_outside_every_vma_kills_the_task_with_sigsegv() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (child,) = run(model, state, syscall(0, "fork", 1))
+    state, (result,) = run(model, state, ("load", (1, 0x10000)))
+    assert result == -1 and state.procs[child].exit_state and state.procs[child].exit_code == 11
+
+
+def test_a_small_exploration_holds() -> None:
+    result = explore(KernelModel(), invariants.for_model("kernel"), max_states=5_000)
+    assert result.status == "pass", result.counterexample
+
+
+def test_every_kernel_mutant_is_killed_by_its_invariant() -> None:
+    from checkers.mutants.run import run_mutants
+
+    outcomes, missing = run_mutants(["kernel"], seed=0)
+    assert [o.mutant.name for o in outcomes if not o.killed] == []
+    assert missing == []
+    assert len(outcomes) >= 8
+    for o in outcomes:
+        cex = o.result.counterexample
+        assert cex is not None and cex.invariant == o.mutant.breaks, o.mutant.name
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"sched": {"nr_cpus": 1, "tasks": [], "max_tasks": 4}},  # the buddy config has two CPUs
+        {"sched": {"nr_cpus": 2, "tasks": [0], "max_tasks": 4}},  # boot tasks are the kernel's own
+        {"mmap_pages": (0,)},
+        {"max_vmas": 0},
+    ],
+)
+def test_bad_configs_are_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        KernelModel.config_from_json(bad)
+
+
+def test_the_small_config_is_the_default() -> None:
+    assert KernelConfig() == SMALL
