@@ -36,12 +36,12 @@ threads (CLONE_VM).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, NamedTuple
 
 from model.cgroup.model import one_machine
-from model.contract import Model, action
+from model.contract import Model, Step, action
 from model.hw import mmu
 from model.hw.mmu import PAGE_SIZE, PageFault, PageTables, Tlb
 from model.mm import buddy, memory, mmap, slub
@@ -714,6 +714,19 @@ class KernelModel(Model[KernelState, KernelConfig]):
         note_epochs(after.sched)
         return after, result
 
+    def diagram(self, steps: Sequence[Step]) -> list[str]:
+        """Each step with its result and who runs on each CPU, then what it changed: tasks
+        (made, exited, reaped), each mm's VMAs and PTEs, and each CPU's CR3 and TLB."""
+        state = self.init_state()
+        lines = []
+        for n, step in enumerate(steps, 1):
+            before = state
+            state, result = self.step(state, self.action_by_name[step.action], step.args)
+            running = " ".join(f"cpu{c}:{_task(state.sched.rqs[c].curr)}" for c in range(len(state.tlb)))
+            lines.append(f"{n:>3}  {_call(step)} -> {_num(result)}    [{running}]")
+            lines += [f"       {line}" for line in _changes(before, state)]
+        return lines
+
     @action("cpu", domain=_kernel_init_domain)
     def kernel_init(self, s: KernelState, cpu: int) -> int:
         """init/main.c kernel_init, its last step: run_init_process, an execve from the kernel."""
@@ -744,3 +757,60 @@ class KernelModel(Model[KernelState, KernelConfig]):
     def tick(self, s: KernelState, cpu: int) -> None:
         """The timer interrupt on cpu: scheduler_tick, and on its return a preemption if due."""
         core.scheduler_tick(s.sched, cpu)
+
+
+def _task(pid: int) -> str:
+    return str(pid) if pid >= 0 else "idle"
+
+
+def _num(a: Any) -> str:
+    """Addresses in hex, small numbers as they are."""
+    return hex(a) if isinstance(a, int) and a > 0xFFFF else str(a)
+
+
+def _call(step: Step) -> str:
+    if step.action != "syscall":
+        return f"{step.action}({', '.join(map(_num, step.args))})"
+    cpu, nr, args = step.args
+    name = SYS_CALL_TABLE.get(nr, f"syscall {nr}").removeprefix("sys_")
+    return f"cpu{cpu}: {name}({', '.join(map(_num, args))})"
+
+
+def _pte(flags: int) -> str:
+    return "rw" if flags & mmu._PAGE_RW else "ro"
+
+
+def _changes(before: KernelState, after: KernelState) -> list[str]:
+    out = []
+    for pid in sorted(set(before.procs) | set(after.procs)):
+        p0, p1 = before.procs.get(pid), after.procs.get(pid)
+        if p0 is None and p1 is not None:
+            out.append(f"task {pid} forked by {p1.parent}")
+        elif p1 is None:
+            out.append(f"task {pid} reaped")
+        elif p1.exit_state and not p0.exit_state:  # type: ignore[union-attr]
+            out.append(f"task {pid} exited ({p1.exit_code:#x}), a zombie of {p1.parent}")
+    for mm in sorted(set(before.mms) | set(after.mms)):
+        m0, m1 = before.mms.get(mm), after.mms.get(mm)
+        if m1 is None:
+            out.append(f"mm {mm:#x} freed")
+            continue
+        if m0 is None or m0.vmas != m1.vmas:
+            vmas = " ".join(f"[{v.vm_start:#x},{v.vm_end:#x}){v.vm_flags & 7}" for v in m1.vmas)
+            out.append(f"mm {mm:#x} VMAs {vmas}")
+        ptes0 = {v: (p, f) for v, p, f in mmu.mapped(before.pt, m0.pgd)} if m0 else {}
+        ptes1 = {v: (p, f) for v, p, f in mmu.mapped(after.pt, m1.pgd)}
+        changed = [
+            f"{v:#x}->" + (f"pfn {ptes1[v][0]} {_pte(ptes1[v][1])}" if v in ptes1 else "none")
+            for v in sorted(set(ptes0) | set(ptes1))
+            if ptes0.get(v) != ptes1.get(v)
+        ]
+        if changed:
+            out.append(f"mm {mm:#x} PTEs " + ", ".join(changed))
+    for cpu, (t0, t1) in enumerate(zip(before.tlb, after.tlb, strict=True)):
+        if t0 != t1:
+            entries = ", ".join(
+                f"{vpn << 12:#x}->pfn {p} {_pte(f)}" for vpn, (p, f) in sorted(t1.entries.items())
+            )
+            out.append(f"cpu{cpu} CR3 pgd {t1.pgd}, TLB {{{entries}}}")
+    return out

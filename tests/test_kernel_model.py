@@ -193,3 +193,19 @@ def test_bad_configs_are_refused(bad: dict[str, Any]) -> None:
 
 def test_the_small_config_is_the_default() -> None:
     assert KernelConfig() == SMALL
+
+
+def test_a_counterexample_is_drawn_with_the_ptes_and_tlbs_it_changed() -> None:
+    model = KernelModel()
+    steps = [
+        Step("syscall", (0, NR["mmap"], (0, PAGE_SIZE, RW, ANON))),
+        Step("load", (0, 0x7EFFFFFFF000)),
+        Step("syscall", (0, NR["munmap"], (0x7EFFFFFFF000, PAGE_SIZE))),
+    ]
+    lines = model.diagram(steps)
+    assert lines[0].startswith("  1  cpu0: mmap(0, 4096, 3, 34) -> 0x7efffffff000    [cpu0:1 cpu1:idle]")
+    assert "       cpu0 CR3 pgd 38, TLB {0x7efffffff000->pfn 4 rw}" in lines
+    assert lines[-2:] == [
+        "       mm 0x25000 PTEs 0x7efffffff000->none",
+        "       cpu0 CR3 pgd 38, TLB {}",  # munmap's flush
+    ]
