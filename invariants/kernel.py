@@ -15,7 +15,7 @@ from invariants import REGISTRY, invariant
 from model.contract import Step
 from model.hw import mmu
 from model.hw.mmu import _PAGE_RW, _PAGE_USER, PAGE_SIZE
-from model.kernel import ENOSYS, EXIT_ZOMBIE, NR, SYS_CALL_TABLE, KernelState
+from model.kernel import ENOSYS, EXIT_ZOMBIE, NR, SYS_CALL_TABLE, KernelState, children, reapable
 from model.mm import mmap
 from model.sched.sched import TASK_INTERRUPTIBLE
 
@@ -198,9 +198,16 @@ def task_places(state: KernelState) -> list[str]:
             out.append(f"task {pid} is in {places} places (running on {running[pid]} CPUs, on_rq {t.on_rq})")
         if p.parent not in state.procs and p.parent != 0:
             out.append(f"task {pid}'s parent {p.parent} is gone")
-    mms = Counter(p.mm for p in state.procs.values() if p.mm is not None)
-    out += [f"mm {mm:#x} belongs to {n} processes" for mm, n in sorted(mms.items()) if n > 1]
-    out += [f"mm {mm:#x} belongs to no process" for mm in sorted(set(state.mms) - set(mms))]
+    groups: dict[int, set[int]] = {}
+    for p in state.procs.values():
+        if p.mm is not None:
+            groups.setdefault(p.mm, set()).add(p.tgid)
+    out += [
+        f"mm {mm:#x} is shared by the thread groups {sorted(g)}"
+        for mm, g in sorted(groups.items())
+        if len(g) > 1
+    ]
+    out += [f"mm {mm:#x} belongs to no process" for mm in sorted(set(state.mms) - set(groups))]
     return out
 
 
@@ -208,18 +215,19 @@ def task_places(state: KernelState) -> list[str]:
     "kernel.wait_wakeable",
     model=MODEL,
     statement="No task sleeps without something left to wake it: a task asleep in wait4 has a child "
-    "still alive and no zombie child (whose exit would have woken it).",
-    source="kernel/exit.c do_wait, exit_notify (__wake_up_parent)",
+    "not yet reapable (alive, or a zombie leader with threads left) and none reapable (whose "
+    "exit would have woken it).",
+    source="kernel/exit.c do_wait, exit_notify (__wake_up_parent), delay_group_leader",
 )
 def wait_wakeable(state: KernelState) -> list[str]:
     out = []
     for pid in sorted(state.waiting):
-        children = [c for c, q in state.procs.items() if q.parent == pid]
-        if not any(not state.procs[c].exit_state for c in children):
-            out.append(f"task {pid} sleeps in wait4 with no live child to wake it")
-        zombies = [c for c in children if state.procs[c].exit_state]
+        kids = children(state, pid)
+        if all(reapable(state, c) for c in kids):
+            out.append(f"task {pid} sleeps in wait4 with no child left to wake it")
+        zombies = [c for c in kids if reapable(state, c)]
         if zombies:
-            out.append(f"task {pid} sleeps in wait4 though its children {zombies} have exited")
+            out.append(f"task {pid} sleeps in wait4 though its children {zombies} can be reaped")
         t = state.sched.tasks[pid]
         if t.state != TASK_INTERRUPTIBLE or t.on_rq:
             out.append(f"task {pid} is in wait4's queue but is {t.state}, on_rq {t.on_rq}")

@@ -17,9 +17,11 @@ the init program (run_init_process: pid 1 gets its mm) and kthreadd sleeps waiti
 kthread_create, which any task may call.
 
 Processes (kernel/fork.c, exec.c, exit.c): every task_struct, mm_struct and
-vm_area_struct is an object of its SLUB cache; fork copies the mm copy-on-write, execve
-replaces it, exit tears it down and leaves a zombie for wait4 to reap; an exiting
-parent's children go to init. Address spaces: mmap, munmap, mprotect and brk
+vm_area_struct is an object of its SLUB cache; fork copies the mm copy-on-write, clone
+(CLONE_VM | CLONE_THREAD) makes a thread sharing it, execve replaces it (in a process of
+one thread), exit tears it down with its last user; a thread is reaped at once, a leader
+is left a zombie for wait4 until its group is gone; an exiting task's children go to a
+live thread of its group, else to init. Address spaces: mmap, munmap, mprotect and brk
 (model/mm/mmap.py) on anonymous private memory, faults, copy-on-write and TLB flushes
 (model/mm/memory.py).
 
@@ -29,8 +31,8 @@ asked for (``asked``), so that invariants can tell a copy-on-write or protection
 right behaviour.
 
 Not yet wired in: the cgroup controllers, pipes and signals (a fault that kills is an
-exit with SIGSEGV's status), file mappings and the page cache, swap, reclaim and kswapd,
-threads (CLONE_VM).
+exit of the faulting thread with SIGSEGV's status), file mappings and the page cache,
+swap, reclaim and kswapd.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from model.sched.model import SchedConfig, SchedModel, SchedState, note_epochs
 from model.sched.sched import TASK_INTERRUPTIBLE, TASK_RUNNING
 
 EAGAIN = 11
+EINVAL = 22
 ECHILD = 10
 ENOMEM = 12
 ENOSYS = 38
@@ -63,6 +66,8 @@ SIGKILL = 9
 INIT = 1  # the child reaper
 KTHREADD = 2
 MIGRATE_UNMOVABLE = MIGRATETYPE["MIGRATE_UNMOVABLE"]
+# include/uapi/linux/sched.h: CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
+CLONE_THREAD_FLAGS = 0x00000100 | 0x00000200 | 0x00000400 | 0x00000800 | 0x00010000
 
 # The x86-64 layout of a new mm (arch_pick_mmap_layout, setup_arg_pages): the heap after
 # the program's data, mmap areas below mmap_base, one page of stack at the top.
@@ -80,6 +85,7 @@ SYS_CALL_TABLE = {
     11: "sys_munmap",
     12: "sys_brk",
     39: "sys_getpid",
+    56: "sys_clone",
     57: "sys_fork",
     59: "sys_execve",
     60: "sys_exit",
@@ -94,6 +100,7 @@ class Proc(NamedTuple):
     parent: int  # real_parent
     mm: int | None  # the mm_struct object; None for a kernel thread
     task_struct: int  # the task_struct object
+    tgid: int  # the thread group: the leader's pid
     exit_state: int = 0  # EXIT_ZOMBIE once it has exited
     exit_code: int = 0
 
@@ -315,7 +322,7 @@ def bprm_mm_init(state: KernelState, cpu: int) -> int:
 
 
 def sys_getpid(state: KernelState, cpu: int, pid: int) -> int:
-    return pid
+    return state.procs[pid].tgid
 
 
 def sys_mmap(state: KernelState, cpu: int, pid: int, addr: int, length: int, prot: int, flags: int) -> int:
@@ -354,7 +361,7 @@ def sys_mprotect(state: KernelState, cpu: int, pid: int, addr: int, length: int,
     if not set_vmas(state, mm, vmas, cpu):
         return -ENOMEM
     for start, end, vm_flags in changed:
-        memory.change_protection(state, mm, start, end, vm_flags)
+        memory.change_protection(state, cpu, mm, start, end, vm_flags)
         note_asked(state, mm, start, end, vm_flags)
     return ret
 
@@ -391,7 +398,24 @@ def sys_fork(state: KernelState, cpu: int, pid: int, target: int) -> int:
         kmem_cache_free(state, task, cpu)
         return -ENOMEM
     child = SchedModel.fork(state.sched, cpu, target)
-    state.procs[child] = Proc(pid, mm, task)
+    state.procs[child] = Proc(pid, mm, task, child)
+    return child
+
+
+def sys_clone(state: KernelState, cpu: int, pid: int, flags: int, target: int) -> int:
+    """kernel/fork.c copy_process with CLONE_VM | CLONE_THREAD (and the CLONE_FS, CLONE_FILES,
+    CLONE_SIGHAND these need): a thread of the caller's group sharing its mm, whose parent is
+    the caller's parent; woken on target. Other flags are fork's (-EINVAL here)."""
+    if flags != CLONE_THREAD_FLAGS:
+        return -EINVAL
+    if len(state.procs) >= state.max_threads:
+        return -EAGAIN
+    task = kmem_cache_alloc(state, "task_struct", cpu)
+    if not task:
+        return -ENOMEM
+    p = state.procs[pid]
+    child = SchedModel.fork(state.sched, cpu, target)
+    state.procs[child] = Proc(p.parent, p.mm, task, p.tgid)
     return child
 
 
@@ -435,37 +459,71 @@ def sys_exit(state: KernelState, cpu: int, pid: int, code: int) -> int:
     return 0
 
 
+def thread_group(state: KernelState, tgid: int) -> list[int]:
+    return sorted(c for c, q in state.procs.items() if q.tgid == tgid)
+
+
+def children(state: KernelState, pid: int) -> list[int]:
+    """The processes (group leaders) whose parent is a thread of pid's group: what wait4 waits for."""
+    tgid = state.procs[pid].tgid
+    return sorted(
+        c
+        for c, q in state.procs.items()
+        if q.tgid == c and q.parent in state.procs and state.procs[q.parent].tgid == tgid
+    )
+
+
+def reapable(state: KernelState, pid: int) -> bool:
+    """A zombie leader whose threads are all gone (delay_group_leader is false)."""
+    return bool(state.procs[pid].exit_state) and thread_group(state, pid) == [pid]
+
+
 def do_exit(state: KernelState, cpu: int, pid: int, exit_code: int) -> None:
-    """kernel/exit.c do_exit: exit_mm (the mm put), exit_notify (children reparented to init,
-    the task a zombie, its parent woken from wait4: __wake_up_parent), do_task_dead."""
+    """kernel/exit.c do_exit: exit_mm (the mm put by its last user), exit_notify (children
+    reparented to a live thread of the group, else to init; a thread other than the leader
+    is reaped at once; a leader is a zombie, its parent woken from wait4 once the whole
+    group is gone: __wake_up_parent), do_task_dead. A fatal signal kills only the thread
+    that took it (do_group_exit is not modelled)."""
     p = state.procs[pid]
-    if p.mm is not None:
+    if p.mm is not None and not any(q.mm == p.mm for c, q in state.procs.items() if c != pid):
         mmput(state, p.mm, cpu)
+    reaper = next(
+        (c for c in thread_group(state, p.tgid) if c != pid and not state.procs[c].exit_state), INIT
+    )
     orphans = [c for c, q in state.procs.items() if q.parent == pid]
     for c in orphans:
-        state.procs[c] = state.procs[c]._replace(parent=INIT)  # forget_original_parent
+        state.procs[c] = state.procs[c]._replace(parent=reaper)  # forget_original_parent
     state.procs[pid] = p._replace(mm=None, exit_state=EXIT_ZOMBIE, exit_code=exit_code)
-    if any(state.procs[c].exit_state for c in orphans):
-        wake_up_parent(state, INIT, cpu)
-    wake_up_parent(state, p.parent, cpu)
+    if any(reapable(state, c) for c in orphans):
+        wake_up_parent(state, reaper, cpu)
+    if pid != p.tgid:
+        release_task(state, pid, cpu)  # autoreap
+    if reapable(state, p.tgid):  # the leader, or a zombie leader whose last thread this was
+        wake_up_parent(state, state.procs[p.tgid].parent, cpu)
     core.do_task_dead(state.sched, cpu)
 
 
 def wake_up_parent(state: KernelState, parent: int, cpu: int) -> None:
-    """__wake_up_parent: the parent, if asleep in wait4, is woken on this CPU."""
-    if parent in state.waiting:
-        state.waiting -= {parent}
-        core.try_to_wake_up(state.sched, parent, cpu)
+    """__wake_up_parent: the threads of the parent's group asleep in wait4 (on its
+    signal->wait_chldexit) are woken on this CPU."""
+    if parent not in state.procs:
+        return
+    tgid = state.procs[parent].tgid
+    for t in sorted(state.waiting):
+        if state.procs[t].tgid == tgid:
+            state.waiting -= {t}
+            core.try_to_wake_up(state.sched, t, cpu)
 
 
 def sys_wait4(state: KernelState, cpu: int, pid: int) -> int:
-    """kernel/exit.c do_wait for any child: a zombie child is reaped (release_task: its
-    task_struct freed) and its pid returned; with children but no zombie the task sleeps
-    until one exits (and then calls again: the do_wait loop); -ECHILD without children."""
-    children = sorted(c for c, q in state.procs.items() if q.parent == pid)
-    if not children:
+    """kernel/exit.c do_wait for any child: a reapable zombie child is reaped (release_task:
+    its task_struct freed) and its pid returned; with children but none reapable the task
+    sleeps until one can be (and then calls again: the do_wait loop); -ECHILD without
+    children."""
+    kids = children(state, pid)
+    if not kids:
         return -ECHILD
-    zombie = next((c for c in children if state.procs[c].exit_state), None)
+    zombie = next((c for c in kids if reapable(state, c)), None)
     if zombie is None:
         state.waiting |= {pid}
         core.set_task(state.sched, pid, state=TASK_INTERRUPTIBLE)
@@ -505,9 +563,9 @@ def access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
     page fault do_page_fault, then the access again. A store writes the task's pid; the
     result is the word read or written, or -1 when the fault killed the task (SIGSEGV for a
     bad area, SIGKILL when there was no memory: pagefault_out_of_memory, the global OOM
-    killer not being modelled). init is not killed (a kill would panic the kernel): its
-    accesses that find no memory fail and may be retried, and it is never offered a bad
-    address."""
+    killer not being modelled). init's threads are not killed (a kill would panic the
+    kernel): their accesses that find no memory fail and may be retried, and they are never
+    offered a bad address."""
     pid = state.sched.rqs[cpu].curr
     mm = state.procs[pid].mm
     assert mm is not None
@@ -516,7 +574,7 @@ def access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
         if not isinstance(result, PageFault):
             break
         fault = memory.handle_mm_fault(state, cpu, mm, vaddr, result.error_code)
-        if fault & memory.VM_FAULT_OOM and pid == INIT:
+        if fault & memory.VM_FAULT_OOM and state.procs[pid].tgid == INIT:
             return -1
         if fault:
             do_exit(state, cpu, pid, SIGSEGV if fault & memory.VM_FAULT_SIGSEGV else SIGKILL)
@@ -572,7 +630,10 @@ def _syscall_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int, 
                     calls.append((NR["mprotect"], (v.vm_start, PAGE_SIZE, prot)))
         calls += [(NR["brk"], (START_BRK + n * PAGE_SIZE,)) for n in m.config.brk_pages]
         calls += [(NR["fork"], (target,)) for target in range(ncpus)]
-        calls += [(NR["execve"], ()), (NR["wait4"], ())]
+        calls += [(NR["clone"], (CLONE_THREAD_FLAGS, target)) for target in range(ncpus)]
+        if thread_group(s, s.procs[pid].tgid) == [pid]:  # de_thread is not modelled
+            calls.append((NR["execve"], ()))
+        calls.append((NR["wait4"], ()))
         if pid != INIT:  # init exiting panics the kernel
             calls.append((NR["exit"], (0,)))
         out += [(cpu, nr, args) for nr, args in calls]
@@ -583,17 +644,18 @@ ANON = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
 
 
 def _access_domain(write: bool) -> Any:
-    """Every page of the running task's VMAs and an address no VMA covers; init (whose
-    SIGSEGV would panic the kernel) only what it may access."""
+    """Every page of the running task's VMAs and an address no VMA covers; init's threads
+    (whose SIGSEGV would panic the kernel) only what they may access."""
 
     def domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int]]:
         out = []
         for cpu, pid in _callers(s):
             mm = s.mms[s.procs[pid].mm]  # type: ignore[index]
+            init = s.procs[pid].tgid == INIT
             for vma in mm.vmas:
-                if pid != INIT or not write or vma.vm_flags & mmap.VM_WRITE:
+                if not init or not write or vma.vm_flags & mmap.VM_WRITE:
                     out += [(cpu, v) for v in range(vma.vm_start, vma.vm_end, PAGE_SIZE)]
-            if pid != INIT:
+            if not init:
                 out.append((cpu, MMAP_MIN_ADDR))
         return out
 
@@ -687,7 +749,7 @@ class KernelModel(Model[KernelState, KernelConfig]):
         for pid, target in ((INIT, 0), (KTHREADD, self.config.sched.nr_cpus - 1)):  # kernel_thread
             task = kmem_cache_alloc(state, "task_struct", 0)
             assert SchedModel.fork(state.sched, 0, target) == pid and task
-            state.procs[pid] = Proc(0, None, task)
+            state.procs[pid] = Proc(0, None, task, pid)
         for cpu in range(self.config.sched.nr_cpus):
             core.schedule(state.sched, cpu)
         while self.kernel_init_pending(state):
@@ -785,7 +847,11 @@ def _changes(before: KernelState, after: KernelState) -> list[str]:
     for pid in sorted(set(before.procs) | set(after.procs)):
         p0, p1 = before.procs.get(pid), after.procs.get(pid)
         if p0 is None and p1 is not None:
-            out.append(f"task {pid} forked by {p1.parent}")
+            out.append(
+                f"task {pid}, a thread of {p1.tgid}"
+                if p1.tgid != pid
+                else f"task {pid} forked by {p1.parent}"
+            )
         elif p1 is None:
             out.append(f"task {pid} reaped")
         elif p1.exit_state and not p0.exit_state:  # type: ignore[union-attr]

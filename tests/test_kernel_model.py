@@ -13,6 +13,7 @@ from model.contract import Step
 from model.hw import mmu
 from model.hw.mmu import PAGE_SIZE
 from model.kernel import (
+    CLONE_THREAD_FLAGS,
     ECHILD,
     ENOSYS,
     INIT,
@@ -209,3 +210,38 @@ def test_a_counterexample_is_drawn_with_the_ptes_and_tlbs_it_changed() -> None:
         "       mm 0x25000 PTEs 0x7efffffff000->none",
         "       cpu0 CR3 pgd 38, TLB {}",  # munmap's flush
     ]
+
+
+def test_threads_share_the_mm_and_a_flush_reaches_every_cpu_running_it() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (addr,) = run(model, state, syscall(0, "mmap", 0, PAGE_SIZE, RW, ANON))
+    state, (thread,) = run(model, state, syscall(0, "clone", CLONE_THREAD_FLAGS, 1))
+    assert state.procs[thread].mm == state.procs[INIT].mm and state.procs[thread].tgid == INIT
+    assert state.tlb[1].pgd == state.tlb[0].pgd  # both CPUs run the one mm
+    state, (pid, word) = run(model, state, syscall(1, "getpid"), ("store", (1, addr)))
+    assert pid == INIT and word == thread
+    assert addr >> 12 in state.tlb[1].entries
+    # munmap on CPU 0 shoots down CPU 1's entry (flush_tlb_mm_range's IPI).
+    state, _ = run(model, state, syscall(0, "munmap", addr, PAGE_SIZE))
+    assert addr >> 12 not in state.tlb[1].entries and state.mapcount == {}
+    # A thread other than the leader is reaped as it exits; the mm stays with the leader.
+    state, _ = run(model, state, syscall(1, "exit", 0))
+    assert thread not in state.procs and state.procs[INIT].mm in state.mms
+    assert state.tlb[1].pgd == state.tlb[0].pgd  # CPU 1 idles on the mm it had (lazy TLB)
+
+
+def test_a_leader_that_exits_before_its_threads_is_reaped_after_them() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (child, _) = run(model, state, syscall(0, "fork", 1), syscall(0, "wait4"))  # init sleeps
+    state, (thread,) = run(model, state, syscall(1, "clone", CLONE_THREAD_FLAGS, 0))
+    assert state.sched.rqs[0].curr == thread  # the idle CPU 0 took it at once
+    state, _ = run(model, state, syscall(1, "exit", 0))  # the leader: a zombie, its thread lives on
+    assert state.procs[child].exit_state and state.procs[thread].mm is not None
+    assert INIT in state.waiting  # not reapable yet: delay_group_leader
+    state, _ = run(model, state, syscall(0, "exit", 0))
+    assert thread not in state.procs and not state.waiting  # the last thread woke init
+    init_cpu = next(c for c in range(2) if state.sched.rqs[c].curr == INIT)
+    state, (reaped,) = run(model, state, syscall(init_cpu, "wait4"))
+    assert reaped == child and child not in state.procs and len(state.mms) == 1

@@ -31,7 +31,7 @@ def wp_page_always_reused(state: KernelState, cpu: int, mm: int, vaddr: int, old
     return 0
 
 
-def tlb_finish_without_flush(state: KernelState, mm: int, start: int, end: int) -> None:
+def tlb_finish_without_flush(state: KernelState, cpu: int, mm: int, start: int, end: int) -> None:
     """munmap's tlb_finish_mmu frees the pages without flushing the TLBs: a CPU keeps translating to a freed page."""
 
 
@@ -83,7 +83,9 @@ def syscall_keeps_nr(state: KernelState, cpu: int, nr: int, args: tuple[int, ...
 _do_syscall_64 = kernel.do_syscall_64
 
 
-def protection_without_flush(state: KernelState, mm: int, start: int, end: int, vm_flags: int) -> None:
+def protection_without_flush(
+    state: KernelState, cpu: int, mm: int, start: int, end: int, vm_flags: int
+) -> None:
     """change_protection write-protects the PTEs but skips flush_tlb_range: a stale writable TLB entry survives mprotect."""
     pgd = state.mms[mm].pgd
     for vaddr, _, _ in mmu.mapped(state.pt, pgd):
@@ -103,7 +105,7 @@ def wp_page_copy_keeps_old_mapping(
     state.data[new] = state.data.get(old, 0)
     state.mapcount[new] = 1
     memory.set_pte_at(state, cpu, state.mms[mm].pgd, vaddr, new, memory.vma_pte_flags(vm_flags))
-    memory.flush_tlb_mm_range(state, mm, vaddr, vaddr + mmu.PAGE_SIZE)
+    memory.flush_tlb_mm_range(state, cpu, mm, vaddr, vaddr + mmu.PAGE_SIZE)
     return 0
 
 
@@ -119,6 +121,12 @@ def wake_parent_without_enqueue(state: KernelState, parent: int, cpu: int) -> No
 
 def exit_without_task_dead(state: SchedState, cpu: int) -> None:
     """do_exit makes the task a zombie but never reaches do_task_dead: the zombie stays on the CPU and its run queue."""
+
+
+def flush_local_only(state: KernelState, cpu: int, mm: int, start: int, end: int) -> None:
+    """flush_tlb_mm_range flushes this CPU only and sends no IPIs: another CPU running a thread of the mm keeps its entries."""
+    if state.tlb[cpu].pgd == state.mms[mm].pgd:
+        state.tlb = (*state.tlb[:cpu], mmu.flush_tlb_range(state.tlb[cpu], start, end), *state.tlb[cpu + 1 :])
 
 
 def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
@@ -171,3 +179,4 @@ _mutant(
     "explore",
     ("model.sched.core", "do_task_dead", exit_without_task_dead),
 )
+_mutant("tlb_flush_without_ipi", "tlb_coherent", "explore", (MEMORY, "flush_tlb_mm_range", flush_local_only))

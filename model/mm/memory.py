@@ -118,7 +118,7 @@ def do_wp_page(state: KernelState, cpu: int, mm: int, vaddr: int, old: int, vm_f
     state.data[new] = state.data.get(old, 0)  # cow_user_page
     state.mapcount[new] = 1
     set_pte_at(state, cpu, pgd, vaddr, new, vma_pte_flags(vm_flags))  # the tables are there
-    flush_tlb_mm_range(state, mm, vaddr, vaddr + PAGE_SIZE)  # ptep_clear_flush
+    flush_tlb_mm_range(state, cpu, mm, vaddr, vaddr + PAGE_SIZE)  # ptep_clear_flush
     put_page(state, old, cpu)
     return 0
 
@@ -133,9 +133,9 @@ def translate(state: KernelState, cpu: int, vaddr: int, write: bool) -> int | Pa
     return result
 
 
-def flush_tlb_mm_range(state: KernelState, mm: int, start: int, end: int) -> None:
-    """arch/x86/mm/tlb.c flush_tlb_mm_range: every CPU in mm_cpumask (its CR3 holds the mm)
-    drops the range: the local one by invlpg, the others by IPI."""
+def flush_tlb_mm_range(state: KernelState, cpu: int, mm: int, start: int, end: int) -> None:
+    """arch/x86/mm/tlb.c flush_tlb_mm_range on cpu: every CPU in mm_cpumask (its CR3 holds
+    the mm) drops the range: this one by invlpg, the others by IPI (flush_tlb_others)."""
     pgd = state.mms[mm].pgd
     state.tlb = tuple(mmu.flush_tlb_range(t, start, end) if t.pgd == pgd else t for t in state.tlb)
 
@@ -149,14 +149,14 @@ def zap_page_range(state: KernelState, cpu: int, mm: int, start: int, end: int) 
         if start <= vaddr < end:
             state.pt = mmu.pte_clear(state.pt, pgd, vaddr)
             put_page(state, pfn, cpu)
-    tlb_finish_mmu(state, mm, start, end)
+    tlb_finish_mmu(state, cpu, mm, start, end)
     free_pgtables(state, cpu, mm, start, end)
 
 
-def tlb_finish_mmu(state: KernelState, mm: int, start: int, end: int) -> None:
+def tlb_finish_mmu(state: KernelState, cpu: int, mm: int, start: int, end: int) -> None:
     """mm/mmu_gather.c tlb_finish_mmu: the TLB flush of the gathered range, before the pages
     and tables are reused."""
-    flush_tlb_mm_range(state, mm, start, end)
+    flush_tlb_mm_range(state, cpu, mm, start, end)
 
 
 def free_pgtables(state: KernelState, cpu: int, mm: int, start: int, end: int) -> None:
@@ -170,7 +170,7 @@ def free_pgtables(state: KernelState, cpu: int, mm: int, start: int, end: int) -
         buddy.free_block(state.mm, table, 0, cpu)
 
 
-def change_protection(state: KernelState, mm: int, start: int, end: int, vm_flags: int) -> None:
+def change_protection(state: KernelState, cpu: int, mm: int, start: int, end: int, vm_flags: int) -> None:
     """mm/mprotect.c change_protection: the present PTEs in the range get the VMA's new rights
     (a copy-on-write page stays read-only), then the range is flushed."""
     pgd = state.mms[mm].pgd
@@ -181,7 +181,7 @@ def change_protection(state: KernelState, mm: int, start: int, end: int, vm_flag
                 state.pt = mmu.change_pte_flags(state.pt, pgd, vaddr, set_flags=_PAGE_RW)
             else:
                 state.pt = mmu.change_pte_flags(state.pt, pgd, vaddr, clear_flags=_PAGE_RW)
-    flush_tlb_mm_range(state, mm, start, end)
+    flush_tlb_mm_range(state, cpu, mm, start, end)
 
 
 def copy_page_range(state: KernelState, cpu: int, src: int, dst: int) -> bool:
@@ -201,7 +201,7 @@ def copy_page_range(state: KernelState, cpu: int, src: int, dst: int) -> bool:
             copied = False
             break
         state.mapcount[pfn] += 1
-    flush_tlb_mm_range(state, src, 0, mmu.TASK_SIZE_TOP)  # on failure too: dup_mmap's out: path
+    flush_tlb_mm_range(state, cpu, src, 0, mmu.TASK_SIZE_TOP)  # on failure too: dup_mmap's out: path
     return copied
 
 
