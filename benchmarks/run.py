@@ -459,6 +459,7 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "explore_tcp": explore_tcp,
     "stateful_tcp": functools.partial(stateful_model, "tcp"),
     "stateful_cgroup": functools.partial(stateful_model, "cgroup"),
+    "explore_kernel": functools.partial(explore_model, "kernel"),
     "stateful_kernel": stateful_kernel,
     "prove": prove_all,
     "sync_protocols": sync_protocols,

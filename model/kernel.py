@@ -331,7 +331,7 @@ def sys_mmap(state: KernelState, cpu: int, pid: int, addr: int, length: int, pro
     assert mm is not None
     old = state.mms[mm].vmas
     vmas, ret, unmapped = mmap.do_mmap(old, addr, length, prot, flags, MMAP_BASE, MMAP_MIN_ADDR)
-    if ret < 0 and ret > -4096:
+    if ret < 0:
         return ret
     if not set_vmas(state, mm, vmas, cpu):
         return -ENOMEM
