@@ -15,7 +15,16 @@ from invariants import REGISTRY, invariant
 from model.contract import Step
 from model.hw import mmu
 from model.hw.mmu import _PAGE_RW, _PAGE_USER, PAGE_SIZE
-from model.kernel import ENOSYS, EXIT_ZOMBIE, NR, SYS_CALL_TABLE, KernelState, children, reapable
+from model.kernel import (
+    ENOSYS,
+    EXIT_ZOMBIE,
+    NR,
+    SYS_CALL_TABLE,
+    KernelState,
+    children,
+    reapable,
+    thread_group,
+)
 from model.mm import mmap
 from model.sched.sched import TASK_INTERRUPTIBLE
 
@@ -231,6 +240,31 @@ def wait_wakeable(state: KernelState) -> list[str]:
         t = state.sched.tasks[pid]
         if t.state != TASK_INTERRUPTIBLE or t.on_rq:
             out.append(f"task {pid} is in wait4's queue but is {t.state}, on_rq {t.on_rq}")
+    return out
+
+
+@invariant(
+    "kernel.fatal_signal",
+    model=MODEL,
+    statement="SIGKILL is pending on every live thread of a process or on none (a group exit), and "
+    "no task with it pending is asleep: signal_wake_up woke it to die.",
+    source="kernel/signal.c complete_signal (SIGNAL_GROUP_EXIT), signal_wake_up",
+)
+def fatal_signal(state: KernelState) -> list[str]:
+    out = []
+    for pid in sorted(state.sigkill):
+        p = state.procs.get(pid)
+        if p is None or p.exit_state:
+            out.append(f"task {pid} has SIGKILL pending but is not alive")
+            continue
+        t = state.sched.tasks[pid]
+        if pid in state.waiting or (t.state == TASK_INTERRUPTIBLE and not t.on_rq):
+            out.append(f"task {pid} sleeps with SIGKILL pending")
+        spared = [
+            c for c in thread_group(state, p.tgid) if not state.procs[c].exit_state and c not in state.sigkill
+        ]
+        if spared:
+            out.append(f"task {pid} has SIGKILL pending but its threads {spared} do not")
     return out
 
 

@@ -30,9 +30,12 @@ a checker's record, what each mm stored where (``stored``) and the rights each p
 asked for (``asked``), so that invariants can tell a copy-on-write or protection bug from
 right behaviour.
 
-Not yet wired in: the cgroup controllers, pipes and signals (a fault that kills is an
-exit of the faulting thread with SIGSEGV's status), file mappings and the page cache,
-swap, reclaim and kswapd.
+Signals: SIGKILL only, sent by kill: pending on every thread of the process, a sleeper
+woken; a task with it pending does nothing but exit when it next returns to user mode. A fatal fault is the exit of the
+faulting thread with SIGSEGV's status.
+
+Not yet wired in: the cgroup controllers, pipes, other signals and handlers, file mappings
+and the page cache, swap, reclaim and kswapd.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ from model.sched import core
 from model.sched.model import SchedConfig, SchedModel, SchedState, note_epochs
 from model.sched.sched import TASK_INTERRUPTIBLE, TASK_RUNNING
 
+ESRCH = 3
+EINTR = 4
 EAGAIN = 11
 EINVAL = 22
 ECHILD = 10
@@ -90,6 +95,7 @@ SYS_CALL_TABLE = {
     59: "sys_execve",
     60: "sys_exit",
     61: "sys_wait4",
+    62: "sys_kill",
 }
 NR = {name[4:]: nr for nr, name in SYS_CALL_TABLE.items()}
 
@@ -168,6 +174,7 @@ class KernelState:
     mapcount: dict[int, int]  # the PTEs mapping each anonymous page
     data: dict[int, int]  # the word each anonymous page holds
     waiting: frozenset[int]  # tasks asleep in wait4
+    sigkill: frozenset[int]  # tasks with SIGKILL pending, the one signal modelled
     max_threads: int  # kernel/fork.c max_threads, set by fork_init: copy_process refuses past it
     # The checker's record, per mm: the word each page was last stored, and the rights
     # (VM_READ | VM_WRITE | VM_EXEC) each page was asked for by mmap, mprotect or brk.
@@ -193,6 +200,7 @@ class KernelState:
             dict(self.mapcount),
             dict(self.data),
             self.waiting,
+            self.sigkill,
             self.max_threads,
             dict(self.stored),
             dict(self.asked),
@@ -210,6 +218,7 @@ class KernelState:
                 for d in (self.procs, self.mms, self.mapcount, self.data, self.stored, self.asked)
             ),
             self.waiting,
+            self.sigkill,
         )
 
     def current(self, cpu: int) -> int | None:
@@ -217,8 +226,8 @@ class KernelState:
         mm, TASK_RUNNING."""
         t = self.sched.curr(cpu)
         p = self.procs.get(t.pid)
-        if p is None or p.mm is None or p.exit_state or t.state != TASK_RUNNING:
-            return None
+        if p is None or p.mm is None or p.exit_state or t.state != TASK_RUNNING or t.pid in self.sigkill:
+            return None  # a task with SIGKILL pending does nothing but die (the signal action)
         return t.pid
 
 
@@ -494,6 +503,7 @@ def do_exit(state: KernelState, cpu: int, pid: int, exit_code: int) -> None:
     for c in orphans:
         state.procs[c] = state.procs[c]._replace(parent=reaper)  # forget_original_parent
     state.procs[pid] = p._replace(mm=None, exit_state=EXIT_ZOMBIE, exit_code=exit_code)
+    state.sigkill -= {pid}
     if any(reapable(state, c) for c in orphans):
         wake_up_parent(state, reaper, cpu)
     if pid != p.tgid:
@@ -533,6 +543,33 @@ def sys_wait4(state: KernelState, cpu: int, pid: int) -> int:
     return zombie
 
 
+def sys_kill(state: KernelState, cpu: int, pid: int, target: int, sig: int) -> int:
+    """kernel/signal.c kill_pid_info for SIGKILL, the one signal modelled: every thread of
+    the target process gets it pending (complete_signal) and is woken or kicked
+    (signal_wake_up); init and kernel threads ignore it (SIGNAL_UNKILLABLE, no handler
+    allowed), and so does a zombie. 0, -EINVAL for another signal, -ESRCH for no such
+    process."""
+    if sig != SIGKILL:
+        return -EINVAL
+    p = state.procs.get(target)
+    if p is None or p.tgid != target:
+        return -ESRCH
+    if target == INIT or p.exit_state or p.mm is None:
+        return 0
+    for t in thread_group(state, target):
+        state.sigkill |= {t}
+        signal_wake_up(state, t, cpu)
+    return 0
+
+
+def signal_wake_up(state: KernelState, t: int, cpu: int) -> None:
+    """kernel/signal.c signal_wake_up(t, fatal): a task asleep interruptibly (in wait4) is
+    woken on this CPU; one running elsewhere is kicked, and delivers on the IPI's return."""
+    if t in state.waiting:
+        state.waiting -= {t}
+        core.try_to_wake_up(state.sched, t, cpu)
+
+
 def release_task(state: KernelState, pid: int, cpu: int) -> None:
     kmem_cache_free(state, state.procs.pop(pid).task_struct, cpu)
 
@@ -549,8 +586,9 @@ def do_syscall_64(state: KernelState, cpu: int, nr: int, args: tuple[int, ...]) 
 
 
 def exit_to_usermode_loop(state: KernelState, cpu: int) -> None:
-    """arch/x86/entry/common.c exit_to_usermode_loop: schedule while TIF_NEED_RESCHED is set
-    (signals are not modelled)."""
+    """arch/x86/entry/common.c exit_to_usermode_loop: schedule while TIF_NEED_RESCHED is set.
+    A pending signal is delivered as the CPU's next event (the ``signal`` action), so that a
+    task switched to here returns to user mode in a step of its own."""
     if state.sched.tasks[state.sched.rqs[cpu].curr].need_resched:
         core.schedule(state.sched, cpu)
 
@@ -634,6 +672,8 @@ def _syscall_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int, 
         if thread_group(s, s.procs[pid].tgid) == [pid]:  # de_thread is not modelled
             calls.append((NR["execve"], ()))
         calls.append((NR["wait4"], ()))
+        leaders = [c for c, q in sorted(s.procs.items()) if q.tgid == c]
+        calls += [(NR["kill"], (target, SIGKILL)) for target in (*leaders, s.sched.next_pid)]
         if pid != INIT:  # init exiting panics the kernel
             calls.append((NR["exit"], (0,)))
         out += [(cpu, nr, args) for nr, args in calls]
@@ -660,6 +700,10 @@ def _access_domain(write: bool) -> Any:
         return out
 
     return domain
+
+
+def _signal_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
+    return [(cpu,) for cpu in range(len(s.tlb)) if s.sched.rqs[cpu].curr in s.sigkill]
 
 
 def _tick_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
@@ -741,6 +785,7 @@ class KernelModel(Model[KernelState, KernelConfig]):
             {},
             {},
             frozenset(),
+            frozenset(),
             self.config.sched.max_tasks,
             {},
             {},
@@ -814,6 +859,12 @@ class KernelModel(Model[KernelState, KernelConfig]):
     def store(self, s: KernelState, cpu: int, vaddr: int) -> int:
         """The running task writes its pid to a word of user memory."""
         return access(s, cpu, vaddr, write=True)
+
+    @action("cpu", domain=_signal_domain)
+    def signal(self, s: KernelState, cpu: int) -> None:
+        """The task on cpu, SIGKILL pending, returns to user mode (from the system call, the
+        interrupt or the kick that got it there): get_signal, do_group_exit, do_exit."""
+        do_exit(s, cpu, s.sched.rqs[cpu].curr, SIGKILL)
 
     @action("cpu", domain=_tick_domain)
     def tick(self, s: KernelState, cpu: int) -> None:

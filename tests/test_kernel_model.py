@@ -3,6 +3,7 @@ copy-on-write, TLB flushes, exit and wait4, brk, and that its mutants are caught
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,9 +17,11 @@ from model.kernel import (
     CLONE_THREAD_FLAGS,
     ECHILD,
     ENOSYS,
+    ESRCH,
     INIT,
     KTHREADD,
     NR,
+    SIGKILL,
     SMALL,
     STACK_TOP,
     START_BRK,
@@ -245,3 +248,23 @@ def test_a_leader_that_exits_before_its_threads_is_reaped_after_them() -> None:
     init_cpu = next(c for c in range(2) if state.sched.rqs[c].curr == INIT)
     state, (reaped,) = run(model, state, syscall(init_cpu, "wait4"))
     assert reaped == child and child not in state.procs and len(state.mms) == 1
+
+
+def test_sigkill_wakes_a_sleeper_and_every_thread_dies_on_its_way_back_to_user_mode() -> None:
+    model = KernelModel(replace(SMALL, sched=replace(SMALL.sched, max_tasks=5)))
+    state = model.init_state()
+    state, (child,) = run(model, state, syscall(0, "fork", 1))
+    state, (grandchild, _) = run(model, state, syscall(1, "fork", 1), syscall(1, "wait4"))
+    assert child in state.waiting
+    # init kills the sleeping child: woken to die; its own child goes to init.
+    state, (result,) = run(model, state, syscall(0, "kill", child, SIGKILL))
+    assert result == 0 and child in state.sigkill and child not in state.waiting
+    cpu = next(c for c in range(2) if state.sched.rqs[c].curr == child)
+    on_cpu = {a.name for a, args in model.enabled(state) if args[:1] == (cpu,)}
+    assert "signal" in on_cpu and not on_cpu & {"syscall", "load", "store"}  # it can only die
+    state, _ = run(model, state, ("signal", (cpu,)))
+    assert state.procs[child].exit_state and state.procs[child].exit_code == SIGKILL
+    assert state.procs[grandchild].parent == INIT
+    # init and kernel threads ignore it; a pid no task has is -ESRCH.
+    assert run(model, state, syscall(0, "kill", INIT, SIGKILL))[1] == [0]
+    assert run(model, state, syscall(0, "kill", state.sched.next_pid, SIGKILL))[1] == [-ESRCH]

@@ -129,6 +129,23 @@ def flush_local_only(state: KernelState, cpu: int, mm: int, start: int, end: int
         state.tlb = (*state.tlb[:cpu], mmu.flush_tlb_range(state.tlb[cpu], start, end), *state.tlb[cpu + 1 :])
 
 
+def kill_without_wakeup(state: KernelState, t: int, cpu: int) -> None:
+    """signal_wake_up is left out: a process killed while asleep in wait4 sleeps on with SIGKILL pending."""
+
+
+def kill_one_thread(state: KernelState, cpu: int, pid: int, target: int, sig: int) -> int:
+    """SIGKILL is queued to the thread named only, not to the whole group (no SIGNAL_GROUP_EXIT): its sibling threads run on."""
+    if sig != kernel.SIGKILL:
+        return -kernel.EINVAL
+    p = state.procs.get(target)
+    if p is None or p.tgid != target:
+        return -kernel.ESRCH
+    if target != kernel.INIT and not p.exit_state and p.mm is not None:
+        state.sigkill |= {target}
+        kernel.signal_wake_up(state, target, cpu)
+    return 0
+
+
 def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
     mutant(f"kernel.{name}", model="kernel", breaks=f"kernel.{breaks}", engine=engine, patches=patches)
 
@@ -180,3 +197,5 @@ _mutant(
     ("model.sched.core", "do_task_dead", exit_without_task_dead),
 )
 _mutant("tlb_flush_without_ipi", "tlb_coherent", "explore", (MEMORY, "flush_tlb_mm_range", flush_local_only))
+_mutant("kill_without_wakeup", "fatal_signal", "explore", (KERNEL, "signal_wake_up", kill_without_wakeup))
+_mutant("kill_one_thread", "fatal_signal", "explore", (KERNEL, "sys_kill", kill_one_thread))
