@@ -81,6 +81,7 @@ MMAP_BASE = 0x7F0000000000
 MMAP_MIN_ADDR = 0x10000  # vm.mmap_min_addr
 STACK_TOP = mmap.TASK_SIZE
 STACK_FLAGS = mmap.VM_DATA_DEFAULT_FLAGS | mmap.VM_ACCOUNT
+ANON = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS  # the mappings tasks ask for
 
 # arch/x86/entry/syscalls/syscall_64.tbl: the calls modelled; NR_syscalls of 5.4.
 NR_syscalls = 436
@@ -678,9 +679,6 @@ def _syscall_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int, 
             calls.append((NR["exit"], (0,)))
         out += [(cpu, nr, args) for nr, args in calls]
     return out
-
-
-ANON = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
 
 
 def _access_domain(write: bool) -> Any:
