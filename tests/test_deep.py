@@ -94,3 +94,17 @@ def test_axiomatic_agrees_with_the_explorer_on_every_protocol(path: Path, memory
         assert path.stem.startswith("qspinlock") and "mixed-size accesses" in str(e)
         pytest.skip(str(e))
     assert (axiomatic.verdict, axiomatic.holds) == (operational.verdict, operational.holds)
+
+
+def test_kernel_deep_random_runs() -> None:
+    """The whole kernel's deep run: 3,000 random runs of 200 steps on the large machine
+    (about 6 minutes on one core)."""
+    from model.kernel import KernelModel
+
+    result = run_stateful(
+        KernelModel.from_profile("large"),
+        invariants.for_model("kernel"),
+        profile=PROFILES["deep"],
+        seed_value=1,
+    )
+    assert result.status == "pass", result.counterexample
