@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections import Counter
 
 from invariants import REGISTRY, invariant
+from model.cgroup.cgroup import ROOT, in_subtree, path
+from model.cgroup.memcontrol import compound_nr
 from model.contract import Step
 from model.hw import mmu
 from model.hw.mmu import _PAGE_RW, _PAGE_USER, PAGE_SIZE
 from model.kernel import (
     ENOSYS,
     EXIT_ZOMBIE,
+    INIT,
     NR,
     SYS_CALL_TABLE,
     KernelState,
@@ -265,6 +268,86 @@ def fatal_signal(state: KernelState) -> list[str]:
         ]
         if spared:
             out.append(f"task {pid} has SIGKILL pending but its threads {spared} do not")
+    return out
+
+
+@invariant(
+    "kernel.memcg_usage",
+    model=MODEL,
+    statement="Each memcg's usage is exactly the pages committed to memcgs in its subtree (a slab's "
+    "1 << order; the root charges nothing of its own), and at most its max.",
+    source="mm/memcontrol.c try_charge, commit_charge, uncharge_page, memcg_kmem_charge_memcg; "
+    "mm/page_counter.c",
+)
+def memcg_usage(state: KernelState) -> list[str]:
+    charged: Counter[int] = Counter()
+    for pfn, memcg in state.page_memcg.items():
+        if memcg != ROOT:
+            charged[memcg] += compound_nr(state, pfn)
+    out = []
+    for cg, c in sorted(state.memory.items()):
+        want = sum(n for memcg, n in charged.items() if in_subtree(state, memcg, cg))
+        if c.usage != want:
+            out.append(f"{path(state, cg)}: usage {c.usage}, but {want} pages are charged in its subtree")
+        if c.usage > c.max:
+            out.append(f"{path(state, cg)}: usage {c.usage} is above max {c.max}")
+    return out
+
+
+@invariant(
+    "kernel.memcg_charged",
+    model=MODEL,
+    statement="Every anonymous page is committed to a memcg, every page-table page of a user mm to "
+    "one of the memcgs user tasks run in (never the root, here), a slab of a memcg's cache to that "
+    "memcg and a root cache's to none; nothing else is committed.",
+    source="mm/memory.c do_anonymous_page, wp_page_copy (mem_cgroup_try_charge); "
+    "arch/x86/mm/pgtable.c (__GFP_ACCOUNT); mm/slab.h memcg_charge_slab",
+)
+def memcg_charged(state: KernelState) -> list[str]:
+    out = []
+    want: dict[int, str] = {}
+    for pfn in state.mapcount:
+        want[pfn] = "anonymous"
+        if pfn not in state.page_memcg:
+            out.append(f"anonymous pfn {pfn} is not committed to a memcg")
+    for mm, m in sorted(state.mms.items()):
+        for table in mmu.table_pages(state.pt, m.pgd):
+            want[table] = "page table"
+            if state.page_memcg.get(table, ROOT) == ROOT:
+                out.append(f"page-table page {table} of mm {mm:#x} is charged to no memcg")
+    for pfn, slab in sorted(state.slub.slabs.items()):
+        memcg = state.slub.caches[slab.cache].s.memcg
+        want[pfn] = "slab"
+        if state.page_memcg.get(pfn) != memcg:
+            out.append(
+                f"slab pfn {pfn} of {slab.cache} is charged to {state.page_memcg.get(pfn)}, not {memcg}"
+            )
+    out += [
+        f"pfn {pfn} is committed to {path(state, memcg)} but is no anonymous, page-table or slab page"
+        for pfn, memcg in sorted(state.page_memcg.items())
+        if pfn not in want
+    ]
+    return out
+
+
+@invariant(
+    "kernel.oom_in_memcg",
+    model=MODEL,
+    statement="The memcg OOM killer kills only a process inside the memcg whose limit refused the "
+    "charge, and never init.",
+    source="mm/oom_kill.c select_bad_process, oom_evaluate_task (oc->memcg: mem_cgroup_scan_tasks)",
+    transition=True,
+)
+def oom_in_memcg(before: KernelState, step: Step, after: KernelState) -> list[str]:
+    out = []
+    for kind, memcg, victim in after.events:
+        if kind != "oom":
+            continue
+        cg = before.css_set.get(victim, ROOT)
+        if victim == INIT or not in_subtree(before, cg, memcg):
+            out.append(
+                f"the OOM killer of {path(before, memcg)} killed task {victim}, which is in {path(before, cg)}"
+            )
     return out
 
 

@@ -11,10 +11,10 @@ call, a page fault taken by a user access, a timer interrupt) and its return.
 Boot follows start_kernel (init/main.c, as the seed's "init kernel" lists it): trap_init,
 mm_init (mem_init frees the page frames to the buddy allocator, kmem_cache_init makes the
 caches), sched_init (an idle task per CPU: CPU 0's is init_task, pid 0, idle_pid(0) in the
-scheduler's numbering), init_IRQ, time_init, then rest_init: kernel_thread(kernel_init) is
-pid 1 and kernel_thread(kthreadd) pid 2. The CPUs then run until kernel_init has executed
-the init program (run_init_process: pid 1 gets its mm) and kthreadd sleeps waiting for
-kthread_create, which any task may call.
+scheduler's numbering), init_IRQ, time_init, fork_init, cgroup_init, then rest_init:
+kernel_thread(kernel_init) is pid 1 and kernel_thread(kthreadd) pid 2. The CPUs then run
+until kernel_init has executed the init program (run_init_process: pid 1 gets its mm) and
+kthreadd sleeps waiting for kthread_create, which any task may call.
 
 Processes (kernel/fork.c, exec.c, exit.c): every task_struct, mm_struct and
 vm_area_struct is an object of its SLUB cache; fork copies the mm copy-on-write, clone
@@ -34,8 +34,14 @@ Signals: SIGKILL only, sent by kill: pending on every thread of the process, a s
 woken; a task with it pending does nothing but exit when it next returns to user mode. A fatal fault is the exit of the
 faulting thread with SIGSEGV's status.
 
-Not yet wired in: the cgroup controllers, pipes, other signals and handlers, file mappings
-and the page cache, swap, reclaim and kswapd.
+The memory controller is the cgroup model's code (model/cgroup/memcontrol.py) on this
+state: boot_cgroups under the root (init runs in the first), cgroup.procs and
+memory.limit_in_bytes writes; anonymous pages charged to the mm owner's memcg, page tables
+and SLAB_ACCOUNT slabs to the allocating task's; the memcg OOM killer SIGKILLs and reaps
+the process in the memcg with the most pages mapped.
+
+Not yet wired in: the cpu and pids controllers, mkdir and rmdir here, pipes, other signals
+and handlers, file mappings and the page cache, swap, reclaim and kswapd.
 """
 
 from __future__ import annotations
@@ -45,7 +51,10 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, NamedTuple
 
+from model.cgroup import memcontrol
+from model.cgroup.cgroup import ROOT, Cgroup, cgroup_mkdir, cgroup_procs_write, in_subtree
 from model.cgroup.model import one_machine
+from model.cgroup.page_counter import PageCounter
 from model.contract import Model, Step, action
 from model.hw import mmu
 from model.hw.mmu import PAGE_SIZE, PageFault, PageTables, Tlb
@@ -56,7 +65,7 @@ from model.mm.slab import SlubConfig, SlubModel, SlubState
 from model.mm.slab_common import CacheSpec
 from model.sched import core
 from model.sched.model import SchedConfig, SchedModel, SchedState, note_epochs
-from model.sched.sched import TASK_INTERRUPTIBLE, TASK_RUNNING
+from model.sched.sched import ROOT_TASK_GROUP, TASK_INTERRUPTIBLE, TASK_RUNNING
 
 ESRCH = 3
 EINTR = 4
@@ -148,9 +157,13 @@ class KernelConfig:
     mmap_pages: tuple[int, ...] = (1, 2)  # the lengths mmap asks for, in pages
     brk_pages: tuple[int, ...] = (0, 1)  # where brk may set the break, in pages above start_brk
     max_vmas: int = 4  # mmap is not offered to an mm with this many VMAs
+    # The memory cgroups cgroup_init makes under the root (init runs in the first, as a
+    # service manager moves itself out of the root) and the limits written to them.
+    boot_cgroups: tuple[str, ...] = ("A", "B")
+    limits: tuple[str, ...] = ("16K", "-1", "8X")
 
     def __post_init__(self) -> None:
-        for name in ("mmap_pages", "brk_pages"):
+        for name in ("mmap_pages", "brk_pages", "boot_cgroups", "limits"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         one_machine(self)
         if self.sched.tasks:
@@ -162,6 +175,8 @@ class KernelConfig:
             raise ValueError(f"slub.caches {sorted(names)} lack task_struct, mm_struct or vm_area_struct")
         if any(n < 1 for n in self.mmap_pages) or any(n < 0 for n in self.brk_pages) or self.max_vmas < 1:
             raise ValueError("mmap_pages and max_vmas must be at least 1, brk_pages at least 0")
+        if not self.boot_cgroups or len(set(self.boot_cgroups)) != len(self.boot_cgroups):
+            raise ValueError(f"boot_cgroups {list(self.boot_cgroups)} must be distinct names, at least one")
 
 
 @dataclass(slots=True, eq=False)
@@ -181,17 +196,49 @@ class KernelState:
     # (VM_READ | VM_WRITE | VM_EXEC) each page was asked for by mmap, mprotect or brk.
     stored: dict[int, tuple[tuple[int, int], ...]]
     asked: dict[int, tuple[tuple[int, int], ...]]
+    # The memory controller (model/cgroup): the hierarchy, each task's cgroup, each memcg's
+    # page counter, and page->mem_cgroup of every charged page.
+    cgroups: dict[int, Cgroup]
+    css_set: dict[int, int]
+    memory: dict[int, PageCounter]
+    page_memcg: dict[int, int]
     boot: tuple[str, ...] = field(default=())  # start_kernel's steps, in order
     # The checker's record of the last step, kept beside the state (out of its fingerprint):
-    # each system call it made, with what it returned.
+    # each system call it made with what it returned, and the charge and OOM events.
     returns: tuple[tuple[int, int], ...] = field(default=())
+    events: tuple[tuple[str, int, int], ...] = field(default=())
+    page_cache: tuple[tuple[int, int], ...] = field(default=())  # no file pages here yet
 
     @property
     def mm(self) -> BuddyState:
         return self.slub.mm
 
+    # The memory controller's hooks: SLUB's (slub.MemcgKmem), try_charge's OOM killer, and
+    # the page and page-table charges of model/mm/memory.py.
+
+    def memcg_kmem_charge_memcg(
+        self, pfn: int, order: int, memcg: int, cpu: int, reclaim: bool, noretry: bool
+    ) -> int:
+        return memcontrol.memcg_kmem_charge_memcg(self, pfn, order, memcg, cpu, reclaim, noretry)
+
+    def memcg_kmem_uncharge(self, pfn: int, order: int) -> None:
+        memcontrol.memcg_kmem_uncharge(self, pfn, order)
+
+    def mem_cgroup_out_of_memory(self, memcg: int, cpu: int) -> bool:
+        return mem_cgroup_out_of_memory(self, memcg, cpu)
+
+    def mem_cgroup_charge(self, pfn: int, mm: int, cpu: int) -> bool:
+        return mem_cgroup_charge(self, pfn, mm, cpu)
+
+    def memcg_kmem_charge(self, pfn: int, cpu: int) -> bool:
+        return memcg_kmem_charge(self, pfn, cpu)
+
+    def mem_cgroup_uncharge(self, pfn: int) -> None:
+        if pfn in self.page_memcg:
+            memcontrol.mem_cgroup_uncharge(self, pfn)
+
     def clone(self) -> KernelState:
-        return KernelState(
+        new = KernelState(
             self.sched.clone(),
             self.slub.clone(),
             self.pt,
@@ -205,8 +252,14 @@ class KernelState:
             self.max_threads,
             dict(self.stored),
             dict(self.asked),
+            dict(self.cgroups),
+            dict(self.css_set),
+            dict(self.memory),
+            dict(self.page_memcg),
             self.boot,
         )
+        new.slub.kmem = new
+        return new
 
     def fingerprint(self) -> Hashable:
         return (
@@ -216,7 +269,18 @@ class KernelState:
             tuple((t.pgd, tuple(sorted(t.entries.items()))) for t in self.tlb),
             *(
                 tuple(sorted(d.items()))
-                for d in (self.procs, self.mms, self.mapcount, self.data, self.stored, self.asked)
+                for d in (
+                    self.procs,
+                    self.mms,
+                    self.mapcount,
+                    self.data,
+                    self.stored,
+                    self.asked,
+                    self.cgroups,
+                    self.css_set,
+                    self.memory,
+                    self.page_memcg,
+                )
             ),
             self.waiting,
             self.sigkill,
@@ -236,8 +300,11 @@ class KernelState:
 
 
 def kmem_cache_alloc(state: KernelState, cache: str, cpu: int) -> int:
-    """kmem_cache_alloc(cache, GFP_KERNEL): the object, or 0 (NULL)."""
-    s = state.slub.caches[cache].s
+    """kmem_cache_alloc(cache, GFP_KERNEL) by the task on cpu: from its memcg's copy of a
+    SLAB_ACCOUNT cache (memcg_kmem_get_cache), whose slab pages its memcg is charged for.
+    The object, or 0 (NULL)."""
+    memcg = task_memcg(state, state.sched.rqs[cpu].curr)
+    s = memcontrol.memcg_kmem_get_cache(state, state.slub.caches[cache].s, memcg)
     return slub.slab_alloc_node(state.slub, s, cpu, slub.NUMA_NO_NODE, s.object_size, window=False) or 0
 
 
@@ -255,7 +322,7 @@ def mm_alloc(state: KernelState, cpu: int) -> int:
     obj = kmem_cache_alloc(state, "mm_struct", cpu)
     if not obj:
         return 0
-    pgd = memory.alloc_page(state, cpu, MIGRATE_UNMOVABLE)
+    pgd = memory.pte_alloc_one(state, cpu)  # pgd_alloc: a page-table page, charged as one
     if pgd is None:
         kmem_cache_free(state, obj, cpu)
         return 0
@@ -326,6 +393,80 @@ def bprm_mm_init(state: KernelState, cpu: int) -> int:
         return 0
     note_asked(state, mm, STACK_TOP - PAGE_SIZE, STACK_TOP, STACK_FLAGS)
     return mm
+
+
+# The memory controller: what the kernel charges to whom, and the memcg OOM killer.
+
+
+def task_memcg(state: KernelState, pid: int) -> int:
+    """mem_cgroup_from_task: the task's memcg (the root's for idle and kernel threads)."""
+    return state.css_set.get(pid, ROOT)
+
+
+def mm_memcg(state: KernelState, mm: int) -> int:
+    """get_mem_cgroup_from_mm: the memcg of the mm's owner, its lowest live user."""
+    return task_memcg(state, min(p for p, q in state.procs.items() if q.mm == mm))
+
+
+def mem_cgroup_charge(state: KernelState, pfn: int, mm: int, cpu: int) -> bool:
+    """mem_cgroup_try_charge and mem_cgroup_commit_charge of an anonymous page, to the mm
+    owner's memcg (a root task's page is committed to the root, uncounted). False when the
+    charge fails, the OOM killer having found nothing more to kill."""
+    memcg = mm_memcg(state, mm)
+    if memcontrol.try_charge(state, memcg, 1, cpu):
+        return False
+    memcontrol.commit_charge(state, pfn, memcg)
+    return True
+
+
+def memcg_kmem_charge(state: KernelState, pfn: int, cpu: int) -> bool:
+    """__memcg_kmem_charge of a page-table page (x86 allocates them __GFP_ACCOUNT): the
+    current task's memcg, unless it is the root's (page->mem_cgroup stays NULL)."""
+    memcg = task_memcg(state, state.sched.rqs[cpu].curr)
+    if memcg == ROOT:
+        return True
+    if memcontrol.try_charge(state, memcg, 1, cpu):
+        return False
+    memcontrol.commit_charge(state, pfn, memcg)
+    return True
+
+
+def group_mm(state: KernelState, tgid: int) -> int | None:
+    return next((state.procs[t].mm for t in thread_group(state, tgid) if state.procs[t].mm is not None), None)
+
+
+def mem_cgroup_out_of_memory(state: KernelState, memcg: int, cpu: int) -> bool:
+    """mm/oom_kill.c out_of_memory for a memcg: select_bad_process over the memcg's subtree
+    (the process with the most pages mapped: oom_badness's rss; the lowest pid of equals;
+    never init, nor one already killed), SIGKILL to every thread of it, and the OOM reaper
+    frees its anonymous pages at once (__oom_reap_task_mm). False if there is none."""
+    candidates = [
+        t
+        for t in sorted(state.procs)
+        if state.procs[t].tgid == t
+        and t != INIT
+        and group_mm(state, t) is not None
+        and not any(c in state.sigkill for c in thread_group(state, t))
+        and in_subtree(state, task_memcg(state, t), memcg)
+    ]
+    if not candidates:
+        return False
+    victim = max(candidates, key=lambda t: (len(mmu.mapped(state.pt, state.mms[group_mm(state, t)].pgd)), -t))  # type: ignore[index]
+    state.events += (("oom", memcg, victim),)
+    send_sigkill(state, victim, cpu)
+    oom_reap(state, cpu, group_mm(state, victim))  # type: ignore[arg-type]
+    return True
+
+
+def oom_reap(state: KernelState, cpu: int, mm: int) -> None:
+    """__oom_reap_task_mm: every anonymous page of the victim's mm unmapped and freed (the
+    VMAs and page tables stay for exit_mmap); the victim will read nothing back."""
+    pgd = state.mms[mm].pgd
+    for vaddr, pfn, _ in mmu.mapped(state.pt, pgd):
+        state.pt = mmu.pte_clear(state.pt, pgd, vaddr)
+        memory.put_page(state, pfn, cpu)
+    memory.flush_tlb_mm_range(state, cpu, mm, 0, mmu.TASK_SIZE_TOP)
+    state.stored[mm] = ()
 
 
 # The system calls, each on behalf of the task running on cpu.
@@ -409,6 +550,7 @@ def sys_fork(state: KernelState, cpu: int, pid: int, target: int) -> int:
         return -ENOMEM
     child = SchedModel.fork(state.sched, cpu, target)
     state.procs[child] = Proc(pid, mm, task, child)
+    state.css_set[child] = state.css_set[pid]  # cgroup_post_fork: the parent's cgroup
     return child
 
 
@@ -426,6 +568,7 @@ def sys_clone(state: KernelState, cpu: int, pid: int, flags: int, target: int) -
     p = state.procs[pid]
     child = SchedModel.fork(state.sched, cpu, target)
     state.procs[child] = Proc(p.parent, p.mm, task, p.tgid)
+    state.css_set[child] = state.css_set[pid]
     return child
 
 
@@ -557,10 +700,16 @@ def sys_kill(state: KernelState, cpu: int, pid: int, target: int, sig: int) -> i
         return -ESRCH
     if target == INIT or p.exit_state or p.mm is None:
         return 0
-    for t in thread_group(state, target):
-        state.sigkill |= {t}
-        signal_wake_up(state, t, cpu)
+    send_sigkill(state, target, cpu)
     return 0
+
+
+def send_sigkill(state: KernelState, tgid: int, cpu: int) -> None:
+    """SIGKILL pending on every live thread of the group, each woken (complete_signal)."""
+    for t in thread_group(state, tgid):
+        if not state.procs[t].exit_state:
+            state.sigkill |= {t}
+            signal_wake_up(state, t, cpu)
 
 
 def signal_wake_up(state: KernelState, t: int, cpu: int) -> None:
@@ -572,6 +721,8 @@ def signal_wake_up(state: KernelState, t: int, cpu: int) -> None:
 
 
 def release_task(state: KernelState, pid: int, cpu: int) -> None:
+    """kernel/exit.c release_task: the task leaves its cgroup and its task_struct is freed."""
+    del state.css_set[pid]
     kmem_cache_free(state, state.procs.pop(pid).task_struct, cpu)
 
 
@@ -626,14 +777,6 @@ def access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
     word = state.data[result]
     exit_to_usermode_loop(state, cpu)
     return word
-
-
-def reschedule_ipis(state: KernelState) -> None:
-    """A wake-up that set TIF_NEED_RESCHED on another CPU sent it a reschedule IPI (or woke
-    its idle loop): that CPU schedules on the IPI's return, before anything else happens."""
-    for cpu in range(len(state.tlb)):
-        if core.preemptible(state.sched, cpu):
-            core.preempt_schedule(state.sched, cpu)
 
 
 def switch_mm(state: KernelState) -> None:
@@ -698,6 +841,21 @@ def _access_domain(write: bool) -> Any:
         return out
 
     return domain
+
+
+def _attach_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int]]:
+    bogus = s.sched.next_pid  # a pid no task has: -ESRCH
+    leaders = [t for t in sorted(s.procs) if s.procs[t].tgid == t and group_mm(s, t) is not None]
+    return [
+        (t, cg)
+        for t in (*leaders, bogus)
+        for cg in sorted(s.cgroups)
+        if cg != ROOT and s.css_set.get(t) != cg
+    ]
+
+
+def _write_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, str]]:
+    return [(cg, value) for cg in sorted(s.cgroups) if cg != ROOT for value in m.config.limits]
 
 
 def _signal_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
@@ -787,12 +945,21 @@ class KernelModel(Model[KernelState, KernelConfig]):
             self.config.sched.max_tasks,
             {},
             {},
+            {ROOT: Cgroup("", None, ROOT_TASK_GROUP)},
+            {},
+            {ROOT: PageCounter()},
+            {},
         )
-        boot.append("rest_init")
+        slab.kmem = state
+        for name in self.config.boot_cgroups:  # cgroup_init, then the memory cgroups
+            state.memory[cgroup_mkdir(state, ROOT, name, ROOT_TASK_GROUP)] = PageCounter()
+        boot += ["cgroup_init", "rest_init"]
         for pid, target in ((INIT, 0), (KTHREADD, self.config.sched.nr_cpus - 1)):  # kernel_thread
             task = kmem_cache_alloc(state, "task_struct", 0)
             assert SchedModel.fork(state.sched, 0, target) == pid and task
             state.procs[pid] = Proc(0, None, task, pid)
+            state.css_set[pid] = ROOT
+        state.css_set[INIT] = min(c for c in state.cgroups if c != ROOT)
         for cpu in range(self.config.sched.nr_cpus):
             core.schedule(state.sched, cpu)
         while self.kernel_init_pending(state):
@@ -814,7 +981,7 @@ class KernelModel(Model[KernelState, KernelConfig]):
 
     def step(self, state: KernelState, act: Any, args: Any) -> tuple[KernelState, Any]:
         after, result = super().step(state, act, args)
-        reschedule_ipis(after)
+        core.reschedule_ipis(after.sched)
         switch_mm(after)
         note_epochs(after.sched)
         return after, result
@@ -857,6 +1024,22 @@ class KernelModel(Model[KernelState, KernelConfig]):
     def store(self, s: KernelState, cpu: int, vaddr: int) -> int:
         """The running task writes its pid to a word of user memory."""
         return access(s, cpu, vaddr, write=True)
+
+    @action("tgid", "cg", domain=_attach_domain)
+    def attach(self, s: KernelState, tgid: int, cg: int) -> int:
+        """echo tgid > cgroup.procs: every thread of the process moves; its pages stay
+        charged where they are (memory.move_charge_at_immigrate 0). 0, or -ESRCH."""
+        err = cgroup_procs_write(s, tgid, cg)
+        if not err:
+            for t in thread_group(s, tgid):
+                s.css_set[t] = cg
+        return err
+
+    @action("cg", "value", domain=_write_domain)
+    def write(self, s: KernelState, cg: int, value: str) -> int:
+        """A write to the cgroup's memory.limit_in_bytes: 0, -EINVAL for a bad value, -EBUSY
+        below the usage (nothing is reclaimable: anonymous pages need swap)."""
+        return memcontrol.mem_cgroup_write(s, cg, "memory.limit_in_bytes", value, 0)
 
     @action("cpu", domain=_signal_domain)
     def signal(self, s: KernelState, cpu: int) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 import invariants
 from checkers.explore import explore
+from model.cgroup.cgroup import ROOT
 from model.contract import Step
 from model.hw import mmu
 from model.hw.mmu import PAGE_SIZE
@@ -69,6 +70,7 @@ def test_boot_runs_start_kernel_in_order_and_leaves_init_and_kthreadd() -> None:
         "init_IRQ",
         "time_init",
         "fork_init",
+        "cgroup_init",
         "rest_init",
     )
     assert sorted(state.procs) == [INIT, KTHREADD]
@@ -78,7 +80,13 @@ def test_boot_runs_start_kernel_in_order_and_leaves_init_and_kthreadd() -> None:
     # init's mm: a PGD and its stack VMA; its task_struct and mm_struct are slab objects.
     m = state.mms[state.procs[INIT].mm]
     assert m.vmas == (mmap.Vma(STACK, STACK_TOP, m.vmas[0].vm_flags),)
-    assert {cache for _, cache, _ in state.slub.live} == {"task_struct", "mm_struct", "vm_area_struct"}
+    # init's mm came from /A's copies of the caches (SLAB_ACCOUNT); the boot threads' task_structs
+    # from the root caches.
+    assert {cache for _, cache, _ in state.slub.live} == {
+        "task_struct",
+        "mm_struct(1:A)",
+        "vm_area_struct(1:A)",
+    }
     assert state.tlb[0].pgd == m.pgd  # CPU 0 runs init
 
 
@@ -128,6 +136,10 @@ def test_exit_leaves_a_zombie_for_wait4_and_gives_every_page_back() -> None:
     state = model.init_state()
     assert run(model, state, syscall(0, "wait4"))[1] == [-ECHILD]
     allocated = set(state.mm.allocated)
+
+    def non_slab(s: KernelState) -> set[int]:
+        return {pfn for pfn, _ in s.mm.allocated} - set(s.slub.slabs)
+
     state, (child,) = run(model, state, syscall(0, "fork", 1))
     state, _ = run(model, state, ("store", (1, STACK)))  # the child's own copy of the stack page
     # init waits: it sleeps, and CPU 0 goes idle.
@@ -140,7 +152,8 @@ def test_exit_leaves_a_zombie_for_wait4_and_gives_every_page_back() -> None:
     assert not state.waiting and state.sched.rqs[1].curr == INIT
     state, (reaped,) = run(model, state, syscall(1, "wait4"))
     assert reaped == child and child not in state.procs
-    assert set(state.mm.allocated) == allocated  # its page tables, pages and objects went back
+    # Its page tables and pages went back; its task_struct's slab may stay with SLUB.
+    assert non_slab(state) == {pfn for pfn, _ in allocated} - set(state.slub.slabs)
 
 
 def test_brk_grows_and_shrinks_the_heap_unmapping_what_it_gives_up() -> None:
@@ -268,3 +281,37 @@ def test_sigkill_wakes_a_sleeper_and_every_thread_dies_on_its_way_back_to_user_m
     # init and kernel threads ignore it; a pid no task has is -ESRCH.
     assert run(model, state, syscall(0, "kill", INIT, SIGKILL))[1] == [0]
     assert run(model, state, syscall(0, "kill", state.sched.next_pid, SIGKILL))[1] == [-ESRCH]
+
+
+def test_pages_page_tables_and_slabs_are_charged_to_the_tasks_memcg() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    a = state.css_set[INIT]
+    assert state.cgroups[a].name == "A"
+    # After boot, /A holds init's PGD and the slabs of its mm_struct and vm_area_struct copies.
+    assert state.memory[a].usage == 3 and sorted(state.page_memcg.values()) == [a, a, a]
+    assert {"mm_struct(1:A)", "vm_area_struct(1:A)"} <= set(state.slub.caches)
+    state, _ = run(model, state, ("store", (0, STACK)))  # the page and its PUD, PMD and PTE tables
+    assert state.memory[a].usage == 7 and state.memory[ROOT].usage == 7
+    # A process moved to /B takes no charges with it; what it faults in next is /B's.
+    state, (child,) = run(model, state, syscall(0, "fork", 1))
+    b = next(c for c in state.cgroups if state.cgroups[c].name == "B")
+    state, (moved, word) = run(model, state, ("attach", (child, b)), ("store", (1, STACK)))
+    assert moved == 0 and word == child and state.memory[b].usage == 1  # the child's copy of the page
+    state, _ = run(model, state, syscall(1, "exit", 0))
+    assert state.memory[b].usage == 0
+
+
+def test_the_memcg_oom_killer_kills_inside_the_memcg_and_reaps_at_once() -> None:
+    model = KernelModel(replace(SMALL, limits=("36K",)))
+    state = model.init_state()
+    a = state.css_set[INIT]
+    state, (child, _) = run(model, state, syscall(0, "fork", 1), ("store", (1, STACK)))
+    state, (result,) = run(model, state, ("write", (a, "36K")))
+    assert result == 0 and state.memory[a].usage == state.memory[a].max == 9
+    # init's fault finds /A full: the child, the only other process there, is killed and its
+    # page reaped; the page tables init needs next find nothing more to kill.
+    state, (word,) = run(model, state, ("load", (0, STACK)))
+    assert word == -1 and ("oom", a, child) in state.events
+    assert child in state.sigkill and mmu.mapped(state.pt, state.mms[state.procs[child].mm].pgd) == []
+    assert INIT not in state.sigkill

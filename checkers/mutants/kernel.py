@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkers.mutants import mutant
 from model import kernel
+from model.cgroup import cgroup
 from model.hw import mmu
 from model.mm import memory, mmap
 from model.sched import core
@@ -146,6 +147,43 @@ def kill_one_thread(state: KernelState, cpu: int, pid: int, target: int, sig: in
     return 0
 
 
+def fork_tables_uncharged(state: KernelState, cpu: int, src: int, dst: int) -> bool:
+    """copy_page_range allocates the child's page tables without __GFP_ACCOUNT: fork does not charge them to the memcg."""
+    spgd, dpgd = state.mms[src].pgd, state.mms[dst].pgd
+    for vaddr, pfn, flags in mmu.mapped(state.pt, spgd):
+        state.pt = mmu.change_pte_flags(state.pt, spgd, vaddr, clear_flags=mmu._PAGE_RW)
+        pt = mmu.set_pte_at(
+            state.pt,
+            dpgd,
+            vaddr,
+            pfn,
+            flags & ~mmu._PAGE_RW,
+            lambda: memory.alloc_page(state, cpu, memory.MIGRATE_UNMOVABLE),
+        )
+        if pt is None:
+            return False
+        state.pt = pt
+        state.mapcount[pfn] += 1
+    memory.flush_tlb_mm_range(state, cpu, src, 0, mmu.TASK_SIZE_TOP)
+    return True
+
+
+def oom_anywhere(state: KernelState, memcg: int, cpu: int) -> bool:
+    """The memcg OOM killer scans every task (the global tasklist), not the memcg's: it may kill a process outside the memcg."""
+    if not _out_of_memory(state, cgroup.ROOT, cpu):
+        return False
+    kind, _, victim = state.events[-1]
+    state.events = (*state.events[:-1], (kind, memcg, victim))  # reported as the memcg's kill
+    return True
+
+
+_out_of_memory = kernel.mem_cgroup_out_of_memory
+
+
+def uncharge_keeps_counter(state: Any, memcg: int, nr_pages: int) -> None:
+    """An uncharge clears page->mem_cgroup but never uncharges the page counters (cancel_charge left out)."""
+
+
 def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
     mutant(f"kernel.{name}", model="kernel", breaks=f"kernel.{breaks}", engine=engine, patches=patches)
 
@@ -199,3 +237,16 @@ _mutant(
 _mutant("tlb_flush_without_ipi", "tlb_coherent", "explore", (MEMORY, "flush_tlb_mm_range", flush_local_only))
 _mutant("kill_without_wakeup", "fatal_signal", "explore", (KERNEL, "signal_wake_up", kill_without_wakeup))
 _mutant("kill_one_thread", "fatal_signal", "explore", (KERNEL, "sys_kill", kill_one_thread))
+_mutant(
+    "fork_page_tables_uncharged",
+    "memcg_charged",
+    "explore",
+    (MEMORY, "copy_page_range", fork_tables_uncharged),
+)
+_mutant("oom_outside_memcg", "oom_in_memcg", "stateful", (KERNEL, "mem_cgroup_out_of_memory", oom_anywhere))
+_mutant(
+    "uncharge_keeps_counter",
+    "memcg_usage",
+    "explore",
+    ("model.cgroup.memcontrol", "cancel_charge", uncharge_keeps_counter),
+)

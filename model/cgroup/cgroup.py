@@ -9,7 +9,7 @@ charged to it lives on, offline, until they are freed (a "zombie" memcg).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from model.cgroup.model import CgroupState
@@ -28,7 +28,14 @@ class Cgroup(NamedTuple):
     online: bool = True
 
 
-def chain(state: CgroupState, cg: int) -> tuple[int, ...]:
+class Hierarchy(Protocol):
+    """A model's cgroups and each task's: the cgroup model's, or the whole kernel's."""
+
+    cgroups: dict[int, Cgroup]
+    css_set: dict[int, int]
+
+
+def chain(state: Hierarchy, cg: int) -> tuple[int, ...]:
     """cg and its ancestors up to the root, as page counters and pids counters walk them."""
     out = [cg]
     while (parent := state.cgroups[out[-1]].parent) is not None:
@@ -36,11 +43,11 @@ def chain(state: CgroupState, cg: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def in_subtree(state: CgroupState, cg: int, top: int) -> bool:
+def in_subtree(state: Hierarchy, cg: int, top: int) -> bool:
     return top in chain(state, cg)
 
 
-def path(state: CgroupState, cg: int) -> str:
+def path(state: Hierarchy, cg: int) -> str:
     names = [state.cgroups[c].name for c in reversed(chain(state, cg)[:-1])]
     return "/" + "/".join(names)
 
@@ -50,7 +57,7 @@ def kernfs_name_taken(state: CgroupState, parent: int, name: str) -> bool:
     return any(c.online and c.parent == parent and c.name == name for c in state.cgroups.values())
 
 
-def cgroup_mkdir(state: CgroupState, parent: int, name: str, tg: int) -> int:
+def cgroup_mkdir(state: Hierarchy, parent: int, name: str, tg: int) -> int:
     """A new cgroup under parent with the task group tg (the caller has checked the name and
     runs the other controllers' css_alloc): its id."""
     cg = max(state.cgroups) + 1
@@ -70,7 +77,7 @@ def cgroup_destroy_locked(state: CgroupState, cg: int) -> int:
     return 0
 
 
-def cgroup_procs_write(state: CgroupState, pid: int, cg: int) -> int:
+def cgroup_procs_write(state: Hierarchy, pid: int, cg: int) -> int:
     """The checks of a write of pid to cg's cgroup.procs: -ESRCH for no such task, -ENODEV
     for a cgroup gone offline."""
     if pid not in state.css_set:

@@ -21,20 +21,41 @@ no limit unless written), and the force charge that lets a dying task go above t
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from model.cgroup import memory, page_counter
-from model.cgroup.cgroup import ROOT, chain, in_subtree
+from model.cgroup.cgroup import ROOT, Cgroup, chain, in_subtree
+from model.cgroup.page_counter import PageCounter
 from model.mm import buddy, slub
 from model.mm.slab_common import SLAB_ACCOUNT, KmemCache
 
 if TYPE_CHECKING:
     from model.cgroup.model import CgroupState
+    from model.mm.buddy import BuddyState
+    from model.mm.slab import SlubState
 
 ENOMEM = 12
 EINVAL = 22
 SWAP_CLUSTER_MAX = 32
 PAGE_ALLOC_COSTLY_ORDER = 3
+
+
+class MemcgHost(Protocol):
+    """What the charge paths read and write of the model they run in: the cgroup model's
+    state, or the whole kernel's, each with its own memcg OOM killer."""
+
+    cgroups: dict[int, Cgroup]
+    css_set: dict[int, int]
+    memory: dict[int, PageCounter]
+    page_memcg: dict[int, int]
+    events: tuple[tuple[str, int, int], ...]
+    slub: SlubState
+    page_cache: tuple[tuple[int, int], ...]  # (file index, pfn), what reclaim may drop
+
+    @property
+    def mm(self) -> BuddyState: ...
+
+    def mem_cgroup_out_of_memory(self, memcg: int, cpu: int) -> bool: ...
 
 
 class Charge(NamedTuple):
@@ -54,7 +75,7 @@ def get_mem_cgroup_from_mm(state: CgroupState, mm: int) -> int:
 
 
 def try_charge(
-    state: CgroupState, memcg: int, nr_pages: int, cpu: int, reclaim: bool = True, noretry: bool = False
+    state: MemcgHost, memcg: int, nr_pages: int, cpu: int, reclaim: bool = True, noretry: bool = False
 ) -> int:
     """Charge nr_pages to memcg and its ancestors; on refusal reclaim from the memcg that
     refused, retry, and when reclaim can free nothing, OOM-kill in it and retry; -ENOMEM when
@@ -76,18 +97,18 @@ def try_charge(
             continue
         if noretry or nr_pages > 1 << PAGE_ALLOC_COSTLY_ORDER:
             return -ENOMEM
-        if mem_cgroup_out_of_memory(state, over, cpu):
+        if state.mem_cgroup_out_of_memory(over, cpu):  # the OOM killer of the model at hand
             continue
         return -ENOMEM
 
 
-def commit_charge(state: CgroupState, pfn: int, memcg: int) -> None:
+def commit_charge(state: MemcgHost, pfn: int, memcg: int) -> None:
     """page->mem_cgroup = memcg: the page is the memcg's until it is freed."""
     state.page_memcg[pfn] = memcg
     state.events += (("commit", memcg, pfn),)
 
 
-def cancel_charge(state: CgroupState, memcg: int, nr_pages: int) -> None:
+def cancel_charge(state: MemcgHost, memcg: int, nr_pages: int) -> None:
     if memcg != ROOT:
         page_counter.page_counter_uncharge(state.memory, chain(state, memcg), nr_pages)
 
@@ -111,7 +132,7 @@ def mem_cgroup_cancel_charge(state: CgroupState, charge: Charge) -> None:
     state.events += (("cancel", charge.memcg, charge.pfn),)
 
 
-def mem_cgroup_uncharge(state: CgroupState, pfn: int, nr_pages: int = 1) -> None:
+def mem_cgroup_uncharge(state: MemcgHost, pfn: int, nr_pages: int = 1) -> None:
     """A page is freed: the memcg it was committed to is uncharged."""
     memcg = state.page_memcg.pop(pfn)
     cancel_charge(state, memcg, nr_pages)
@@ -121,7 +142,7 @@ def mem_cgroup_uncharge(state: CgroupState, pfn: int, nr_pages: int = 1) -> None
 # Slab pages (SLAB_ACCOUNT).
 
 
-def memcg_kmem_get_cache(state: CgroupState, s: KmemCache, memcg: int) -> KmemCache:
+def memcg_kmem_get_cache(state: MemcgHost, s: KmemCache, memcg: int) -> KmemCache:
     """mm/memcontrol.c memcg_kmem_get_cache (slab_pre_alloc_hook): a task outside the root
     memcg allocates from a SLAB_ACCOUNT cache's copy for its memcg, "name(id:cgroup)". The
     copy is made on first use here; the kernel makes it from a workqueue
@@ -136,7 +157,7 @@ def memcg_kmem_get_cache(state: CgroupState, s: KmemCache, memcg: int) -> KmemCa
 
 
 def memcg_kmem_charge_memcg(
-    state: CgroupState, pfn: int, order: int, memcg: int, cpu: int, reclaim: bool, noretry: bool
+    state: MemcgHost, pfn: int, order: int, memcg: int, cpu: int, reclaim: bool, noretry: bool
 ) -> int:
     """mm/memcontrol.c memcg_kmem_charge_memcg (4.19): try_charge the slab's 1 << order pages
     with the slab allocation's gfp, then page->mem_cgroup = memcg at once (a kmem page has no
@@ -149,7 +170,7 @@ def memcg_kmem_charge_memcg(
     return 0
 
 
-def memcg_kmem_uncharge(state: CgroupState, pfn: int, order: int) -> None:
+def memcg_kmem_uncharge(state: MemcgHost, pfn: int, order: int) -> None:
     """mm/memcontrol.c memcg_kmem_uncharge: the memcg in page->mem_cgroup, if any (a root
     cache's slab has none), is uncharged the slab's pages."""
     if pfn in state.page_memcg:
@@ -178,13 +199,13 @@ def memcg_destroy_kmem_caches(state: CgroupState) -> None:
             slub.kmem_cache_destroy(state.slub, cs.s)
 
 
-def compound_nr(state: CgroupState, pfn: int) -> int:
+def compound_nr(state: MemcgHost, pfn: int) -> int:
     """The pages of the block at pfn: a slab's 1 << order, else one."""
     slab = state.slub.slabs.get(pfn)
     return 1 << slab.order if slab is not None else 1
 
 
-def css_free(state: CgroupState, memcg: int) -> None:
+def css_free(state: MemcgHost, memcg: int) -> None:
     """An offline memcg goes once nothing is charged to it and nothing refers to it (a child
     cgroup, a task); then its parent may go too."""
     c = state.cgroups[memcg]
@@ -198,13 +219,13 @@ def css_free(state: CgroupState, memcg: int) -> None:
         css_free(state, c.parent)
 
 
-def free_page(state: CgroupState, pfn: int, cpu: int) -> None:
+def free_page(state: MemcgHost, pfn: int, cpu: int) -> None:
     """put_page of the last reference: uncharge, then back to the buddy allocator."""
     mem_cgroup_uncharge(state, pfn)
     buddy.free_block(state.mm, pfn, 0, cpu)
 
 
-def try_to_free_mem_cgroup_pages(state: CgroupState, memcg: int, nr_pages: int, cpu: int) -> int:
+def try_to_free_mem_cgroup_pages(state: MemcgHost, memcg: int, nr_pages: int, cpu: int) -> int:
     """Reclaim in memcg's subtree: its page cache, oldest first, up to SWAP_CLUSTER_MAX pages
     (anonymous pages need swap, which is not modelled). The number of pages freed."""
     target = max(nr_pages, SWAP_CLUSTER_MAX)
@@ -244,7 +265,7 @@ def mem_cgroup_can_attach(state: CgroupState, pid: int, memcg: int) -> None:
     model's), its pages stay charged to the memcg they were committed to."""
 
 
-def mem_cgroup_write(state: CgroupState, memcg: int, file: str, buf: str, cpu: int) -> int:
+def mem_cgroup_write(state: MemcgHost, memcg: int, file: str, buf: str, cpu: int) -> int:
     """A write to one of memcg's memory.* files.
 
     memory.limit_in_bytes: a byte count (or -1), refused with -EINVAL for anything else or at
@@ -263,7 +284,7 @@ def mem_cgroup_write(state: CgroupState, memcg: int, file: str, buf: str, cpu: i
     return mem_cgroup_resize_max(state, memcg, nr_pages, cpu)
 
 
-def mem_cgroup_resize_max(state: CgroupState, memcg: int, nr_pages: int, cpu: int) -> int:
+def mem_cgroup_resize_max(state: MemcgHost, memcg: int, nr_pages: int, cpu: int) -> int:
     while page_counter.page_counter_set_max(state.memory, memcg, nr_pages):
         if not try_to_free_mem_cgroup_pages(state, memcg, 1, cpu):
             return -page_counter.EBUSY

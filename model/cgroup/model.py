@@ -143,6 +143,10 @@ class CgroupState:
     def memcg_kmem_uncharge(self, pfn: int, order: int) -> None:
         memcontrol.memcg_kmem_uncharge(self, pfn, order)
 
+    def mem_cgroup_out_of_memory(self, memcg: int, cpu: int) -> bool:
+        """The memcg OOM killer try_charge calls: this model's (memcontrol.py)."""
+        return memcontrol.mem_cgroup_out_of_memory(self, memcg, cpu)
+
     def clone(self) -> CgroupState:
         new = CgroupState(
             self.sched.clone(),
@@ -372,6 +376,7 @@ class CgroupModel(Model[CgroupState, CgroupConfig]):
 
     def step(self, state: CgroupState, act: Any, args: Any) -> tuple[CgroupState, Any]:
         after, result = super().step(state, act, args)
+        core.reschedule_ipis(after.sched)
         memcontrol.memcg_destroy_kmem_caches(after)  # css_free's work, once the step is over
         note_epochs(after.sched)  # the scheduler's fairness record, as SchedModel.step keeps it
         return after, result

@@ -2,10 +2,11 @@
 faults, copied by fork and torn down by munmap and exit, in the whole-kernel model.
 
 Anonymous memory only: a private anonymous page is allocated zeroed on the first touch
-(do_anonymous_page), shared copy-on-write by fork (copy_page_range write-protects both
+(do_anonymous_page) and charged to its mm's memcg, shared copy-on-write by fork (copy_page_range write-protects both
 sides), and copied or reused on a write fault (do_wp_page). Page-table pages come from the
-buddy allocator as the faults need them (__pte_alloc and its upper levels) and go back when
-their range is unmapped (free_pgtables) or the mm dies (exit_mmap).
+buddy allocator as the faults need them (__pte_alloc and its upper levels), charged to the
+allocating task's memcg, and go back when their range is unmapped (free_pgtables) or the mm
+dies (exit_mmap).
 
 A TLB flush reaches every CPU whose CR3 holds the mm (mm_cpumask: the CPUs running it and
 those lazily keeping it under a kernel thread or idle), as flush_tlb_mm_range's IPIs do.
@@ -39,34 +40,51 @@ def alloc_page(state: KernelState, cpu: int, migratetype: int) -> int | None:
     return buddy.alloc_block(state.mm, 0, migratetype, cpu)
 
 
+def pte_alloc_one(state: KernelState, cpu: int) -> int | None:
+    """A page-table page (x86's pte_alloc_one and its upper levels: __GFP_ACCOUNT), charged
+    to the current task's memcg; None when there is no page or no charge."""
+    pfn = alloc_page(state, cpu, MIGRATE_UNMOVABLE)
+    if pfn is not None and not state.memcg_kmem_charge(pfn, cpu):
+        buddy.free_block(state.mm, pfn, 0, cpu)
+        return None
+    return pfn
+
+
+def pte_free(state: KernelState, table: int, cpu: int) -> None:
+    state.mem_cgroup_uncharge(table)
+    buddy.free_block(state.mm, table, 0, cpu)
+
+
 def set_pte_at(state: KernelState, cpu: int, pgd: int, vaddr: int, pfn: int, flags: int) -> bool:
     """Install a PTE, allocating the missing page-table pages (__pud_alloc, __pmd_alloc,
     __pte_alloc); False, with nothing allocated kept, when a table page is not to be had."""
     tables: list[int] = []
 
-    def pte_alloc_one() -> int | None:
-        pfn = alloc_page(state, cpu, MIGRATE_UNMOVABLE)
-        if pfn is not None:
-            tables.append(pfn)
-        return pfn
+    def alloc_table() -> int | None:
+        table = pte_alloc_one(state, cpu)
+        if table is not None:
+            tables.append(table)
+        return table
 
-    pt = mmu.set_pte_at(state.pt, pgd, vaddr, pfn, flags, pte_alloc_one)
+    pt = mmu.set_pte_at(state.pt, pgd, vaddr, pfn, flags, alloc_table)
     if pt is None:
         for table in tables:
-            buddy.free_block(state.mm, table, 0, cpu)
+            pte_free(state, table, cpu)
         return False
     state.pt = pt
     return True
 
 
 def put_page(state: KernelState, pfn: int, cpu: int) -> None:
-    """A mapping of an anonymous page goes (page_remove_rmap); the last one frees it."""
+    """A mapping of an anonymous page goes (page_remove_rmap); the last one frees it,
+    uncharged from its memcg."""
     n = state.mapcount[pfn] - 1
     if n:
         state.mapcount[pfn] = n
         return
     del state.mapcount[pfn]
     state.data.pop(pfn, None)
+    state.mem_cgroup_uncharge(pfn)
     buddy.free_block(state.mm, pfn, 0, cpu)
 
 
@@ -91,12 +109,17 @@ def handle_mm_fault(state: KernelState, cpu: int, mm: int, vaddr: int, error_cod
 
 
 def do_anonymous_page(state: KernelState, cpu: int, mm: int, vaddr: int, vm_flags: int) -> int:
-    """A zeroed movable page mapped with the VMA's rights (pte_alloc, alloc_zeroed_user_highpage_movable,
-    set_pte_at); VM_FAULT_OOM when there is no page."""
+    """A zeroed movable page (alloc_zeroed_user_highpage_movable), charged to the mm's memcg
+    (mem_cgroup_try_charge_delay), mapped with the VMA's rights (set_pte_at, allocating the
+    page tables); VM_FAULT_OOM when there is no page or no charge."""
     pfn = alloc_page(state, cpu, MIGRATE_MOVABLE)
     if pfn is None:
         return VM_FAULT_OOM
+    if not state.mem_cgroup_charge(pfn, mm, cpu):
+        buddy.free_block(state.mm, pfn, 0, cpu)  # oom_free_page
+        return VM_FAULT_OOM
     if not set_pte_at(state, cpu, state.mms[mm].pgd, vaddr, pfn, vma_pte_flags(vm_flags)):
+        state.mem_cgroup_uncharge(pfn)
         buddy.free_block(state.mm, pfn, 0, cpu)
         return VM_FAULT_OOM
     state.mapcount[pfn] = 1
@@ -114,6 +137,9 @@ def do_wp_page(state: KernelState, cpu: int, mm: int, vaddr: int, old: int, vm_f
         return 0
     new = alloc_page(state, cpu, MIGRATE_MOVABLE)
     if new is None:
+        return VM_FAULT_OOM
+    if not state.mem_cgroup_charge(new, mm, cpu):
+        buddy.free_block(state.mm, new, 0, cpu)
         return VM_FAULT_OOM
     state.data[new] = state.data.get(old, 0)  # cow_user_page
     state.mapcount[new] = 1
@@ -167,7 +193,7 @@ def free_pgtables(state: KernelState, cpu: int, mm: int, start: int, end: int) -
     ceiling = min((v.vm_start for v in vmas if v.vm_start >= end), default=mmu.TASK_SIZE_TOP)
     state.pt, freed = mmu.free_pgd_range(state.pt, state.mms[mm].pgd, start, end, floor, ceiling)
     for table in freed:
-        buddy.free_block(state.mm, table, 0, cpu)
+        pte_free(state, table, cpu)
 
 
 def change_protection(state: KernelState, cpu: int, mm: int, start: int, end: int, vm_flags: int) -> None:
@@ -214,5 +240,5 @@ def exit_mmap(state: KernelState, cpu: int, mm: int) -> None:
         put_page(state, pfn, cpu)
     state.pt, freed = mmu.pgd_free(state.pt, pgd)
     for table in freed:
-        buddy.free_block(state.mm, table, 0, cpu)
+        pte_free(state, table, cpu)
     state.tlb = tuple(mmu.EMPTY_TLB if t.pgd == pgd else t for t in state.tlb)

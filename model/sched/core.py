@@ -161,6 +161,16 @@ def preemptible(state: SchedState, cpu: int) -> bool:
     return c.preempt_count == 0 and c.irqs_enabled and state.tasks[state.rqs[cpu].curr].need_resched
 
 
+def reschedule_ipis(state: SchedState) -> None:
+    """A wake-up that set TIF_NEED_RESCHED on another CPU sent it a reschedule IPI
+    (smp_send_reschedule), or woke its idle loop: that CPU schedules on the IPI's return,
+    before anything else happens. Models whose steps are whole system calls call this after
+    each step; the scheduler's own model leaves it to its preempt_point action."""
+    for cpu in range(len(state.cpus)):
+        if preemptible(state, cpu):
+            preempt_schedule(state, cpu)
+
+
 def scheduler_tick(state: SchedState, cpu: int) -> None:
     """The periodic clock event on cpu: TICK_NSEC pass, update_process_times -> scheduler_tick
     -> task_tick_fair, then the interrupt returns, preempting the task if it may."""
