@@ -315,3 +315,23 @@ def test_the_memcg_oom_killer_kills_inside_the_memcg_and_reaps_at_once() -> None
     assert word == -1 and ("oom", a, child) in state.events
     assert child in state.sigkill and mmu.mapped(state.pt, state.mms[state.procs[child].mm].pgd) == []
     assert INIT not in state.sigkill
+
+
+def test_a_copy_on_write_fault_whose_charge_reaps_its_own_mm_is_retried() -> None:
+    """wp_page_copy charges the new page, and the charge may OOM-kill and reap the faulting
+    process itself: the PTE then no longer maps the old page (pte_same fails), so the new
+    page goes back and the fault is retried instead of dropping the old page's mapping twice."""
+    model = KernelModel(replace(SMALL, limits=("20K",)))
+    state = model.init_state()
+    state, (_, child) = run(model, state, ("load", (0, STACK)), syscall(0, "fork", 1))
+    b = next(c for c in state.cgroups if state.cgroups[c].name == "B")
+    state, (_, addr) = run(model, state, ("attach", (child, b)), syscall(1, "mmap", 0, PAGE_SIZE, RW, ANON))
+    state, (_, result) = run(model, state, ("store", (1, addr)), ("write", (b, "20K")))
+    # /B holds the child's vm_area_struct slab, its mapping's three page tables and its page.
+    assert result == 0 and state.memory[b].usage == state.memory[b].max == 5
+    shared = mmu.walk(state.pt, state.mms[state.procs[INIT].mm].pgd, STACK)
+    assert shared is not None and state.mapcount[shared[0]] == 2
+    state, (word,) = run(model, state, ("store", (1, STACK)))
+    # Its own memcg's OOM killer killed and reaped it; the retried fault found a fresh page.
+    assert ("oom", b, child) in state.events and child in state.sigkill and word == child
+    assert state.mapcount[shared[0]] == 1  # init keeps the page it shared

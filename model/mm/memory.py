@@ -130,7 +130,8 @@ def do_anonymous_page(state: KernelState, cpu: int, mm: int, vaddr: int, vm_flag
 def do_wp_page(state: KernelState, cpu: int, mm: int, vaddr: int, old: int, vm_flags: int) -> int:
     """A write to a copy-on-write page: reuse it when this is its only mapping
     (wp_page_reuse), else copy it to a new page and map that (wp_page_copy), the old page
-    losing a mapping and the TLB entry flushed."""
+    losing a mapping and the TLB entry flushed; unless the PTE changed while the new page
+    was charged (pte_same fails), when the new page goes back and the fault is retried."""
     pgd = state.mms[mm].pgd
     if state.mapcount[old] == 1:
         state.pt = mmu.change_pte_flags(state.pt, pgd, vaddr, set_flags=_PAGE_RW)
@@ -141,6 +142,12 @@ def do_wp_page(state: KernelState, cpu: int, mm: int, vaddr: int, old: int, vm_f
     if not state.mem_cgroup_charge(new, mm, cpu):
         buddy.free_block(state.mm, new, 0, cpu)
         return VM_FAULT_OOM
+    pte = mmu.walk(state.pt, pgd, vaddr)
+    if pte is None or pte[0] != old or not pte[1] & _PAGE_PRESENT:
+        # !pte_same: the charge's OOM kill reaped this mm meanwhile; the fault is retried.
+        state.mem_cgroup_uncharge(new)
+        buddy.free_block(state.mm, new, 0, cpu)
+        return 0
     state.data[new] = state.data.get(old, 0)  # cow_user_page
     state.mapcount[new] = 1
     set_pte_at(state, cpu, pgd, vaddr, new, vma_pte_flags(vm_flags))  # the tables are there
