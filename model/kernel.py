@@ -266,7 +266,7 @@ class KernelState:
             self.sched.fingerprint(),
             self.slub.fingerprint(),
             self.pt.fingerprint(),
-            tuple((t.pgd, tuple(sorted(t.entries.items()))) for t in self.tlb),
+            tuple(t.fingerprint() for t in self.tlb),
             *(
                 tuple(sorted(d.items()))
                 for d in (
