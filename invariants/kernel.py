@@ -1,6 +1,7 @@
 """Invariants of the whole kernel (model "kernel"): every subsystem's own rules on the
 subsystem inside, and the rules that cross their boundaries: who owns each page frame, page
-tables against VMAs and the TLBs, what processes read back, where each task is.
+tables against VMAs and the TLBs, what processes read back, where each task is and what can
+wake it, signals, files and pipes.
 
 The buddy allocator's and SLUB's invariants are not rerun here: the kernel's page_owner
 rule covers what crosses into them (every allocated block owned exactly once), and their
@@ -15,17 +16,25 @@ from invariants import REGISTRY, invariant
 from model.cgroup.cgroup import ROOT, in_subtree, path
 from model.cgroup.memcontrol import compound_nr
 from model.contract import Step
+from model.fs import pipe as fs_pipe
+from model.fs.pipe import PIPE_BUF
 from model.hw import mmu
 from model.hw.mmu import _PAGE_RW, _PAGE_USER, PAGE_SIZE
 from model.kernel import (
     ENOSYS,
+    EPIPE,
     EXIT_ZOMBIE,
+    FMODE_READ,
+    FMODE_WRITE,
     INIT,
+    KTHREADD,
     NR,
+    SIGPIPE,
     SYS_CALL_TABLE,
     KernelState,
     children,
     reapable,
+    sig_ignored,
     thread_group,
 )
 from model.mm import mmap
@@ -39,9 +48,11 @@ PROT = mmap.VM_READ | mmap.VM_WRITE | mmap.VM_EXEC
     "kernel.page_owner",
     model=MODEL,
     statement="Every allocated block of page frames has exactly one owner: a slab, a page-table page "
-    "of a live mm, or an anonymous page mapped by at least one PTE; nothing owned is free.",
+    "of a live mm, an anonymous page mapped by at least one PTE, or a live pipe's buffer or "
+    "tmp_page; nothing owned is free.",
     source="mm/page_alloc.c; mm/slub.c allocate_slab, __free_slab; mm/memory.c __pte_alloc, "
-    "free_pgtables; kernel/fork.c mm_init (pgd_alloc), mmdrop (pgd_free)",
+    "free_pgtables; kernel/fork.c mm_init (pgd_alloc), mmdrop (pgd_free); fs/pipe.c pipe_write, "
+    "anon_pipe_buf_release, free_pipe_info",
 )
 def page_owner(state: KernelState) -> list[str]:
     owners: Counter[tuple[int, int]] = Counter()
@@ -56,6 +67,10 @@ def page_owner(state: KernelState) -> list[str]:
     for pfn in state.mapcount:
         owners[(pfn, 0)] += 1
         what[(pfn, 0)] = "an anonymous page"
+    for obj, pipe in sorted(state.pipes.items()):
+        for pfn in fs_pipe.pages(pipe):
+            owners[(pfn, 0)] += 1
+            what[(pfn, 0)] = f"a buffer of pipe {obj:#x}"
     allocated = set(state.mm.allocated)
     out = [f"pfn {pfn} is owned {n} times" for (pfn, _), n in sorted(owners.items()) if n > 1]
     out += [f"pfn {pfn} (order {o}), {what[(pfn, o)]}, is free" for pfn, o in sorted(set(owners) - allocated)]
@@ -183,7 +198,7 @@ def vma_layout(state: KernelState) -> list[str]:
     "kernel.task_places",
     model=MODEL,
     statement="Every task is in exactly one place: running on one CPU, queued on one run queue, "
-    "asleep (in wait4, or kthreadd waiting for work), or a zombie off every queue; a live task's "
+    "asleep (on a wait queue, or kthreadd waiting for work), or a zombie off every queue; a live task's "
     "parent is alive or a zombie-reaping ancestor, and a user process has its own mm.",
     source="kernel/sched/core.c; kernel/exit.c do_exit, exit_notify, forget_original_parent",
 )
@@ -226,48 +241,184 @@ def task_places(state: KernelState) -> list[str]:
 @invariant(
     "kernel.wait_wakeable",
     model=MODEL,
-    statement="No task sleeps without something left to wake it: a task asleep in wait4 has a child "
-    "not yet reapable (alive, or a zombie leader with threads left) and none reapable (whose "
-    "exit would have woken it).",
-    source="kernel/exit.c do_wait, exit_notify (__wake_up_parent), delay_group_leader",
+    statement="No task sleeps without something left to wake it. A task asleep interruptibly is on a "
+    "wait queue (kthreadd aside), off the run queues: in wait4, with a child not yet reapable and "
+    "none reapable (whose exit would have woken it); on a pipe, reading an empty one that has a "
+    "writer or writing a full one that has a reader.",
+    source="kernel/exit.c do_wait, exit_notify (__wake_up_parent), delay_group_leader; fs/pipe.c "
+    "pipe_read, pipe_write, pipe_release",
 )
 def wait_wakeable(state: KernelState) -> list[str]:
     out = []
-    for pid in sorted(state.waiting):
-        kids = children(state, pid)
-        if all(reapable(state, c) for c in kids):
-            out.append(f"task {pid} sleeps in wait4 with no child left to wake it")
-        zombies = [c for c in kids if reapable(state, c)]
-        if zombies:
-            out.append(f"task {pid} sleeps in wait4 though its children {zombies} can be reaped")
+    for pid, t in sorted(state.sched.tasks.items()):
+        if t.state == TASK_INTERRUPTIBLE and not t.on_rq and pid != KTHREADD:
+            sleep = state.sleeps.get(pid)
+            if sleep is None or sleep.woken:
+                out.append(f"task {pid} sleeps on no wait queue")
+    for pid, sleep in sorted(state.sleeps.items()):
         t = state.sched.tasks[pid]
+        if sleep.woken:
+            if t.state == TASK_INTERRUPTIBLE and not t.on_rq:
+                out.append(f"task {pid} was woken from {sleep.queue[0]} but still sleeps")
+            continue
         if t.state != TASK_INTERRUPTIBLE or t.on_rq:
-            out.append(f"task {pid} is in wait4's queue but is {t.state}, on_rq {t.on_rq}")
+            out.append(f"task {pid} is on {sleep.queue[0]} but is {t.state}, on_rq {t.on_rq}")
+        kind, key = sleep.queue
+        if kind == "wait_chldexit":
+            kids = children(state, pid)
+            if all(reapable(state, c) for c in kids):
+                out.append(f"task {pid} sleeps in wait4 with no child left to wake it")
+            zombies = [c for c in kids if reapable(state, c)]
+            if zombies:
+                out.append(f"task {pid} sleeps in wait4 though its children {zombies} can be reaped")
+            continue
+        pipe = state.pipes.get(key)
+        if pipe is None:
+            out.append(f"task {pid} sleeps on pipe {key:#x}, which is freed")
+        elif sleep.nr == NR["read"] and (pipe.bufs or not pipe.writers):
+            out.append(
+                f"task {pid} sleeps reading pipe {key:#x}, which holds {pipe.len} bytes and has {pipe.writers} writers"
+            )
+        elif sleep.nr == NR["write"] and (not pipe.full or not pipe.readers):
+            out.append(
+                f"task {pid} sleeps writing pipe {key:#x}, which has {len(pipe.bufs)} of {pipe.buffers} "
+                f"buffers full and {pipe.readers} readers"
+            )
     return out
 
 
 @invariant(
-    "kernel.fatal_signal",
+    "kernel.signals",
     model=MODEL,
-    statement="SIGKILL is pending on every live thread of a process or on none (a group exit), and "
-    "no task with it pending is asleep: signal_wake_up woke it to die.",
-    source="kernel/signal.c complete_signal (SIGNAL_GROUP_EXIT), signal_wake_up",
+    statement="A group exit (SIGKILL pending) is on every live thread of its process or on none; a "
+    "pending signal is one its handler does not ignore; no task asleep on a wait queue has a signal "
+    "of its own pending, and a process's signals have a thread awake to take them (signal_wake_up).",
+    source="kernel/signal.c complete_signal (SIGNAL_GROUP_EXIT), prepare_signal (sig_ignored), "
+    "do_sigaction, signal_wake_up, retarget_shared_pending",
 )
-def fatal_signal(state: KernelState) -> list[str]:
+def signals(state: KernelState) -> list[str]:
     out = []
-    for pid in sorted(state.sigkill):
+    for pid in sorted({*state.sigkill, *state.pending}):
         p = state.procs.get(pid)
         if p is None or p.exit_state:
-            out.append(f"task {pid} has SIGKILL pending but is not alive")
+            out.append(f"task {pid} has a signal pending but is not alive")
+    for tgid in sorted(state.shared_pending):
+        if not any(not state.procs[t].exit_state for t in thread_group(state, tgid)):
+            out.append(f"process {tgid} has signals pending but no live thread")
+    pending = [(t, sig) for t, sigs in state.pending.items() for sig in sigs]
+    pending += [(tgid, sig) for tgid, sigs in state.shared_pending.items() for sig in sigs]
+    for pid in sorted(state.sigkill):
+        p = state.procs.get(pid)
+        if p is None:
             continue
-        t = state.sched.tasks[pid]
-        if pid in state.waiting or (t.state == TASK_INTERRUPTIBLE and not t.on_rq):
-            out.append(f"task {pid} sleeps with SIGKILL pending")
         spared = [
             c for c in thread_group(state, p.tgid) if not state.procs[c].exit_state and c not in state.sigkill
         ]
         if spared:
             out.append(f"task {pid} has SIGKILL pending but its threads {spared} do not")
+    for t, sig in sorted(pending):
+        if t in state.procs and sig_ignored(state, state.procs[t].tgid, sig) and state.procs[t].tgid != INIT:
+            out.append(f"signal {sig} is pending on {t}, whose handler ignores it")
+    asleep = {pid for pid, sleep in state.sleeps.items() if not sleep.woken}
+    for pid in sorted(asleep & {*state.sigkill, *state.pending}):
+        out.append(f"task {pid} sleeps on {state.sleeps[pid].queue[0]} with a signal of its own pending")
+    for tgid in sorted(state.shared_pending):
+        live = [t for t in thread_group(state, tgid) if not state.procs[t].exit_state]
+        if live and set(live) <= asleep:
+            out.append(f"process {tgid} has signals pending, but all its threads {live} sleep")
+    return out
+
+
+@invariant(
+    "kernel.files",
+    model=MODEL,
+    statement="Each live process's fd table exists and only theirs; a file's f_count is the number "
+    "of fds and sleeping calls holding it; a pipe's readers and writers are the files open on each end, and a pipe "
+    "with neither is freed; each ring holds at most its buffers, each inside its page.",
+    source="fs/file.c dup_fd, __close_fd, put_files_struct; fs/file_table.c fput; fs/pipe.c "
+    "pipe_release, free_pipe_info",
+)
+def files(state: KernelState) -> list[str]:
+    out = []
+    users = {p.files for p in state.procs.values() if p.files}
+    out += [f"fd table {k} has no live task" for k in sorted(set(state.fdt) - users)]
+    out += [f"fd table {k} is used but freed" for k in sorted(users - set(state.fdt))]
+    out += [
+        f"zombie {pid} keeps fd table {p.files}"
+        for pid, p in sorted(state.procs.items())
+        if p.exit_state and p.files
+    ]
+    refs = Counter(f for fds in state.fdt.values() for f in fds if f)
+    refs.update(sleep.file for sleep in state.sleeps.values() if sleep.file)
+    for f in sorted(set(refs) | set(state.files)):
+        file = state.files.get(f)
+        if file is None:
+            out.append(f"an fd holds file {f:#x}, which is freed")
+        elif file.f_count != refs[f]:
+            out.append(f"file {f:#x} has f_count {file.f_count}, but {refs[f]} fds hold it")
+    ends = Counter((file.pipe, file.f_mode) for file in state.files.values())
+    for obj, pipe in sorted(state.pipes.items()):
+        if (pipe.readers, pipe.writers) != (ends[(obj, FMODE_READ)], ends[(obj, FMODE_WRITE)]):
+            out.append(
+                f"pipe {obj:#x} counts {pipe.readers} readers and {pipe.writers} writers, but has "
+                f"{ends[(obj, FMODE_READ)]} and {ends[(obj, FMODE_WRITE)]} files"
+            )
+        if not pipe.readers and not pipe.writers:
+            out.append(f"pipe {obj:#x} has no end open but is not freed")
+        out += [f"pipe {obj:#x}: {msg}" for msg in fs_pipe.ring_ok(pipe)]
+    out += [
+        f"file {f:#x} is on pipe {file.pipe:#x}, which is freed"
+        for f, file in sorted(state.files.items())
+        if file.pipe not in state.pipes
+    ]
+    return out
+
+
+def _pipe_write(before: KernelState, step: Step) -> tuple[int, int, int] | None:
+    """The writer, the pipe and the count of a step that is (or goes on with) a pipe write."""
+    if step.action not in ("syscall", "resume"):
+        return None
+    pid = before.sched.rqs[step.args[0]].curr
+    if step.action == "syscall" and step.args[1] == NR["write"]:
+        fd, count = step.args[2]
+        return pid, before.files[before.fdt[before.procs[pid].files][fd]].pipe, count
+    if step.action == "resume" and before.sleeps[pid].nr == NR["write"]:
+        sleep = before.sleeps[pid]
+        return pid, before.files[sleep.file].pipe, sleep.args[1]
+    return None
+
+
+@invariant(
+    "kernel.pipe_write",
+    model=MODEL,
+    statement="A pipe write only appends the writer's bytes; one of at most PIPE_BUF bytes appends "
+    "all of them in one go or none (no other writer's bytes come between); a write to a pipe with "
+    "no reader fails with -EPIPE and raises SIGPIPE (unless ignored).",
+    source="fs/pipe.c pipe_write; POSIX write(2) on pipes; include/linux/limits.h PIPE_BUF",
+    transition=True,
+)
+def pipe_write(before: KernelState, step: Step, after: KernelState) -> list[str]:
+    found = _pipe_write(before, step)
+    if found is None:
+        return []
+    pid, obj, count = found
+    out: list[str] = []
+    if obj not in after.pipes:
+        return out  # the call put the last reference to a pipe closed meanwhile
+    old, new = fs_pipe.contents(before.pipes[obj]), fs_pipe.contents(after.pipes[obj])
+    grown = sum(n for _, n in new) - sum(n for _, n in old)
+    if grown < 0 or new != (fs_pipe.append(old, pid, grown) if grown else old):
+        out.append(f"task {pid}'s write to pipe {obj:#x} made its bytes {old} into {new}")
+    elif count <= PIPE_BUF and grown not in (0, count):
+        out.append(f"task {pid}'s write of {count} bytes to pipe {obj:#x} put {grown} of them in it at once")
+    if not before.pipes[obj].readers:
+        tgid = before.procs[pid].tgid
+        ret = next((r for nr, r in after.returns if nr == NR["write"]), None)
+        raised = after.sigkill.get(pid) == SIGPIPE or SIGPIPE in after.pending.get(pid, ())
+        if ret is not None and ret <= 0 and ret != -EPIPE:
+            out.append(f"task {pid} wrote to pipe {obj:#x}, which has no reader, and got {ret}, not -EPIPE")
+        if not raised and not sig_ignored(before, tgid, SIGPIPE):
+            out.append(f"task {pid} wrote to pipe {obj:#x}, which has no reader, and got no SIGPIPE")
     return out
 
 
@@ -297,11 +448,11 @@ def memcg_usage(state: KernelState) -> list[str]:
 @invariant(
     "kernel.memcg_charged",
     model=MODEL,
-    statement="Every anonymous page is committed to a memcg, every page-table page of a user mm to "
-    "one of the memcgs user tasks run in (never the root, here), a slab of a memcg's cache to that "
+    statement="Every anonymous page is committed to a memcg, every page-table page of a user mm and "
+    "every pipe page to one of the memcgs user tasks run in (never the root, here), a slab of a memcg's cache to that "
     "memcg and a root cache's to none; nothing else is committed.",
     source="mm/memory.c do_anonymous_page, wp_page_copy (mem_cgroup_try_charge); "
-    "arch/x86/mm/pgtable.c (__GFP_ACCOUNT); mm/slab.h memcg_charge_slab",
+    "arch/x86/mm/pgtable.c, fs/pipe.c pipe_write (__GFP_ACCOUNT); mm/slab.h memcg_charge_slab",
 )
 def memcg_charged(state: KernelState) -> list[str]:
     out = []
@@ -315,6 +466,11 @@ def memcg_charged(state: KernelState) -> list[str]:
             want[table] = "page table"
             if state.page_memcg.get(table, ROOT) == ROOT:
                 out.append(f"page-table page {table} of mm {mm:#x} is charged to no memcg")
+    for obj, pipe in sorted(state.pipes.items()):
+        for pfn in fs_pipe.pages(pipe):
+            want[pfn] = "pipe"
+            if state.page_memcg.get(pfn, ROOT) == ROOT:
+                out.append(f"page {pfn} of pipe {obj:#x} is charged to no memcg")
     for pfn, slab in sorted(state.slub.slabs.items()):
         memcg = state.slub.caches[slab.cache].s.memcg
         want[pfn] = "slab"
@@ -323,7 +479,7 @@ def memcg_charged(state: KernelState) -> list[str]:
                 f"slab pfn {pfn} of {slab.cache} is charged to {state.page_memcg.get(pfn)}, not {memcg}"
             )
     out += [
-        f"pfn {pfn} is committed to {path(state, memcg)} but is no anonymous, page-table or slab page"
+        f"pfn {pfn} is committed to {path(state, memcg)} but is no anonymous, page-table, pipe or slab page"
         for pfn, memcg in sorted(state.page_memcg.items())
         if pfn not in want
     ]

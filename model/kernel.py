@@ -30,9 +30,28 @@ a checker's record, what each mm stored where (``stored``) and the rights each p
 asked for (``asked``), so that invariants can tell a copy-on-write or protection bug from
 right behaviour.
 
-Signals: SIGKILL only, sent by kill: pending on every thread of the process, a sleeper
-woken; a task with it pending does nothing but exit when it next returns to user mode. A fatal fault is the exit of the
-faulting thread with SIGSEGV's status.
+Files and pipes (fs/file.c, fs/pipe.c): a task's fd table (files_struct: shared by the
+threads of a clone, copied by fork, closed by the exit of its last user) holds struct file
+objects of the "filp" cache; pipe() makes a pipe_inode_info and a read and a write end.
+A pipe is a ring of page-frame buffers (model/fs/pipe.py), charged like any __GFP_ACCOUNT
+page; a read of an empty pipe and a write to a full one sleep on pipe->wait until the other
+side wakes them; a write with no reader left raises SIGPIPE and fails with -EPIPE.
+
+A system call that sleeps (wait4, a pipe read or write) leaves the task on a wait queue
+with how far it got (``sleeps``); woken, it goes on from there when it next runs (the
+``resume`` action), as the kernel's task returns from schedule() inside the call. The
+call's return value is that of the step that finishes it.
+
+Signals (kernel/signal.c): SIGKILL, SIGPIPE and SIGCHLD, with the handlers rt_sigaction
+installs per process (SIG_DFL, SIG_IGN or a user function). A signal its handler ignores is
+not queued; a fatal one (SIGKILL, or SIGPIPE left SIG_DFL) makes the whole group exit at
+once (complete_signal: SIGNAL_GROUP_EXIT, SIGKILL on every thread, the signal as the exit
+code); any other is pending on the task (send_sig) or its group (kill, SIGCHLD) and is
+delivered when a thread of it returns to user mode (the ``signal`` action): its handler is
+entered through a frame written on the user stack. A pending signal interrupts a sleeping
+call with -EINTR (no SA_RESTART). A child's exit wakes its parent's wait4 and sends it
+SIGCHLD; a parent ignoring SIGCHLD has its children reaped as they die. A fatal fault is
+the group's exit with SIGSEGV's status.
 
 The memory controller is the cgroup model's code (model/cgroup/memcontrol.py) on this
 state: boot_cgroups under the root (init runs in the first), cgroup.procs and
@@ -40,8 +59,8 @@ memory.limit_in_bytes writes; anonymous pages charged to the mm owner's memcg, p
 and SLAB_ACCOUNT slabs to the allocating task's; the memcg OOM killer SIGKILLs and reaps
 the process in the memcg with the most pages mapped.
 
-Not yet wired in: the cpu and pids controllers, mkdir and rmdir here, pipes, other signals
-and handlers, file mappings and the page cache, swap, reclaim and kswapd.
+Not yet wired in: the cpu and pids controllers, mkdir and rmdir here, signal masks, file
+mappings and the page cache, swap, reclaim and kswapd.
 """
 
 from __future__ import annotations
@@ -56,6 +75,8 @@ from model.cgroup.cgroup import ROOT, Cgroup, cgroup_mkdir, cgroup_procs_write, 
 from model.cgroup.model import one_machine
 from model.cgroup.page_counter import PageCounter
 from model.contract import Model, Step, action
+from model.fs import pipe as fs_pipe
+from model.fs.pipe import Pipe
 from model.hw import mmu
 from model.hw.mmu import PAGE_SIZE, PageFault, PageTables, Tlb
 from model.mm import buddy, memory, mmap, slub
@@ -69,14 +90,28 @@ from model.sched.sched import ROOT_TASK_GROUP, TASK_INTERRUPTIBLE, TASK_RUNNING
 
 ESRCH = 3
 EINTR = 4
-EAGAIN = 11
-EINVAL = 22
+EBADF = 9
 ECHILD = 10
+EAGAIN = 11
 ENOMEM = 12
+EINVAL = 22
+ENFILE = 23
+EMFILE = 24
+EPIPE = 32
 ENOSYS = 38
+# kernel-internal (include/linux/errno.h): copy_process's "a signal came in; restart the fork
+# after it", which the task sees as its fork done again once the signal is handled.
+ERESTARTNOINTR = 513
 EXIT_ZOMBIE = 0x20
-SIGSEGV = 11
 SIGKILL = 9
+SIGSEGV = 11
+SIGPIPE = 13
+SIGCHLD = 17
+SIG_DFL = 0
+SIG_IGN = 1
+SIG_HANDLER = 0x401000  # a handler function in the program's text
+FMODE_READ = 0x1
+FMODE_WRITE = 0x2
 INIT = 1  # the child reaper
 KTHREADD = 2
 MIGRATE_UNMOVABLE = MIGRATETYPE["MIGRATE_UNMOVABLE"]
@@ -95,10 +130,15 @@ ANON = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS  # the mappings tasks ask for
 # arch/x86/entry/syscalls/syscall_64.tbl: the calls modelled; NR_syscalls of 5.4.
 NR_syscalls = 436
 SYS_CALL_TABLE = {
+    0: "sys_read",
+    1: "sys_write",
+    3: "sys_close",
     9: "sys_mmap",
     10: "sys_mprotect",
     11: "sys_munmap",
     12: "sys_brk",
+    13: "sys_rt_sigaction",
+    22: "sys_pipe",
     39: "sys_getpid",
     56: "sys_clone",
     57: "sys_fork",
@@ -108,6 +148,8 @@ SYS_CALL_TABLE = {
     62: "sys_kill",
 }
 NR = {name[4:]: nr for nr, name in SYS_CALL_TABLE.items()}
+# The calls that take the caller's mmap_sem for write (dup_mmap: the parent's).
+MMAP_SEM_WRITERS = {"sys_mmap", "sys_munmap", "sys_mprotect", "sys_brk", "sys_fork"}
 
 
 class Proc(NamedTuple):
@@ -119,6 +161,29 @@ class Proc(NamedTuple):
     tgid: int  # the thread group: the leader's pid
     exit_state: int = 0  # EXIT_ZOMBIE once it has exited
     exit_code: int = 0
+    files: int = 0  # its fd table (a key of KernelState.fdt); 0: none (exited, kthreadd)
+
+
+class File(NamedTuple):
+    """struct file of a pipe end: the pipe_inode_info, FMODE_READ or FMODE_WRITE, f_count."""
+
+    pipe: int
+    f_mode: int
+    f_count: int
+
+
+class Sleep(NamedTuple):
+    """A task inside a system call that slept: the wait queue it went on (("wait_chldexit",
+    its tgid) or ("pipe", the pipe)), whether a wake-up has taken it off (autoremove), and
+    for a pipe read or write the file it holds a reference to (fdget: a close of the fd
+    meanwhile does not end the call) and the bytes it had moved."""
+
+    nr: int
+    args: tuple[int, ...]
+    queue: tuple[str, int]
+    woken: bool = False
+    file: int = 0
+    done: int = 0
 
 
 class MmStruct(NamedTuple):
@@ -129,6 +194,9 @@ class MmStruct(NamedTuple):
     vma_objects: tuple[int, ...]  # one vm_area_struct object per VMA
     start_brk: int
     brk: int
+
+
+KERNEL_CACHES = ("task_struct", "mm_struct", "vm_area_struct", "filp", "pipe_inode_info")
 
 
 @dataclass(frozen=True)
@@ -149,6 +217,9 @@ class KernelConfig:
             CacheSpec("task_struct", 1024, 0, ("SLAB_HWCACHE_ALIGN", "SLAB_ACCOUNT")),
             CacheSpec("mm_struct", 1024, 0, ("SLAB_HWCACHE_ALIGN", "SLAB_ACCOUNT")),
             CacheSpec("vm_area_struct", 512, 0, ("SLAB_ACCOUNT",)),
+            CacheSpec("filp", 256, 0, ("SLAB_HWCACHE_ALIGN", "SLAB_ACCOUNT")),
+            # alloc_pipe_info's kzalloc(GFP_KERNEL_ACCOUNT), with its bufs array.
+            CacheSpec("pipe_inode_info", 512, 0, ("SLAB_ACCOUNT",)),
         ),
         kmalloc_sizes=(),
         irq_window=False,
@@ -161,9 +232,13 @@ class KernelConfig:
     # service manager moves itself out of the root) and the limits written to them.
     boot_cgroups: tuple[str, ...] = ("A", "B")
     limits: tuple[str, ...] = ("16K", "-1", "8X")
+    nr_open: int = 4  # the fds a table has
+    pipe_buffers: int = 2  # a new pipe's ring (PIPE_DEF_BUFFERS is 16)
+    pipe_writes: tuple[int, ...] = (3072, 6144)  # the bytes a pipe write asks for
+    pipe_reads: tuple[int, ...] = (4096,)
 
     def __post_init__(self) -> None:
-        for name in ("mmap_pages", "brk_pages", "boot_cgroups", "limits"):
+        for name in ("mmap_pages", "brk_pages", "boot_cgroups", "limits", "pipe_writes", "pipe_reads"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         one_machine(self)
         if self.sched.tasks:
@@ -171,10 +246,20 @@ class KernelConfig:
                 "sched.tasks must be empty: the kernel's tasks are its own (init, kthreadd, forks)"
             )
         names = {c.name for c in self.slub.caches}
-        if not {"task_struct", "mm_struct", "vm_area_struct"} <= names:
-            raise ValueError(f"slub.caches {sorted(names)} lack task_struct, mm_struct or vm_area_struct")
+        if not set(KERNEL_CACHES) <= names:
+            raise ValueError(f"slub.caches {sorted(names)} lack one of {list(KERNEL_CACHES)}")
         if any(n < 1 for n in self.mmap_pages) or any(n < 0 for n in self.brk_pages) or self.max_vmas < 1:
             raise ValueError("mmap_pages and max_vmas must be at least 1, brk_pages at least 0")
+        if (
+            self.nr_open < 2
+            or self.pipe_buffers < 1
+            or min((*self.pipe_writes, *self.pipe_reads), default=0) < 1
+        ):
+            raise ValueError("nr_open must be at least 2, pipe_buffers and the pipe sizes at least 1")
+        if self.pipe_buffers & (self.pipe_buffers - 1):
+            raise ValueError(
+                f"pipe_buffers {self.pipe_buffers} is not a power of 2 (pipe_set_size rounds up)"
+            )
         if not self.boot_cgroups or len(set(self.boot_cgroups)) != len(self.boot_cgroups):
             raise ValueError(f"boot_cgroups {list(self.boot_cgroups)} must be distinct names, at least one")
 
@@ -185,29 +270,42 @@ class KernelState:
     slub: SlubState  # the caches, and in slub.mm the buddy allocator's page frames
     pt: PageTables  # every page-table page
     tlb: tuple[Tlb, ...]  # per CPU: its CR3 (tlb.pgd; None: init_mm) and TLB entries
-    procs: dict[int, Proc]  # every task but the idle ones, zombies included
-    mms: dict[int, MmStruct]  # by mm_struct object
-    mapcount: dict[int, int]  # the PTEs mapping each anonymous page
-    data: dict[int, int]  # the word each anonymous page holds
-    waiting: frozenset[int]  # tasks asleep in wait4
-    sigkill: frozenset[int]  # tasks with SIGKILL pending, the one signal modelled
     max_threads: int  # kernel/fork.c max_threads, set by fork_init: copy_process refuses past it
+    nr_open: int  # the fds of a table
+    pipe_buffers: int  # a new pipe's ring
+    procs: dict[int, Proc] = field(default_factory=dict)  # every task but the idle ones, zombies included
+    mms: dict[int, MmStruct] = field(default_factory=dict)  # by mm_struct object
+    mapcount: dict[int, int] = field(default_factory=dict)  # the PTEs mapping each anonymous page
+    data: dict[int, int] = field(default_factory=dict)  # the word each anonymous page holds
+    sleeps: dict[int, Sleep] = field(default_factory=dict)  # tasks inside a call that slept
+    # Signals: the threads of an exiting group (SIGNAL_GROUP_EXIT: SIGKILL pending) with the
+    # group's exit code; the other pending signals, per task and per group (tgid); each
+    # group's handlers other than SIG_DFL (struct sighand_struct).
+    sigkill: dict[int, int] = field(default_factory=dict)
+    pending: dict[int, frozenset[int]] = field(default_factory=dict)
+    shared_pending: dict[int, frozenset[int]] = field(default_factory=dict)
+    sighand: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    # Files: each fd table (per fd, a struct file object or 0), the files, the pipes.
+    fdt: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    files: dict[int, File] = field(default_factory=dict)
+    pipes: dict[int, Pipe] = field(default_factory=dict)
     # The checker's record, per mm: the word each page was last stored, and the rights
     # (VM_READ | VM_WRITE | VM_EXEC) each page was asked for by mmap, mprotect or brk.
-    stored: dict[int, tuple[tuple[int, int], ...]]
-    asked: dict[int, tuple[tuple[int, int], ...]]
+    stored: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    asked: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     # The memory controller (model/cgroup): the hierarchy, each task's cgroup, each memcg's
     # page counter, and page->mem_cgroup of every charged page.
-    cgroups: dict[int, Cgroup]
-    css_set: dict[int, int]
-    memory: dict[int, PageCounter]
-    page_memcg: dict[int, int]
+    cgroups: dict[int, Cgroup] = field(default_factory=dict)
+    css_set: dict[int, int] = field(default_factory=dict)
+    memory: dict[int, PageCounter] = field(default_factory=dict)
+    page_memcg: dict[int, int] = field(default_factory=dict)
     boot: tuple[str, ...] = field(default=())  # start_kernel's steps, in order
     # The checker's record of the last step, kept beside the state (out of its fingerprint):
-    # each system call it made with what it returned, and the charge and OOM events.
+    # each system call it made with what it returned, and the charge, OOM and signal events.
     returns: tuple[tuple[int, int], ...] = field(default=())
     events: tuple[tuple[str, int, int], ...] = field(default=())
     page_cache: tuple[tuple[int, int], ...] = field(default=())  # no file pages here yet
+    mmap_locked: int | None = None  # the mm whose mmap_sem the running call holds for write
 
     @property
     def mm(self) -> BuddyState:
@@ -243,21 +341,13 @@ class KernelState:
             self.slub.clone(),
             self.pt,
             self.tlb,
-            dict(self.procs),
-            dict(self.mms),
-            dict(self.mapcount),
-            dict(self.data),
-            self.waiting,
-            self.sigkill,
             self.max_threads,
-            dict(self.stored),
-            dict(self.asked),
-            dict(self.cgroups),
-            dict(self.css_set),
-            dict(self.memory),
-            dict(self.page_memcg),
-            self.boot,
+            self.nr_open,
+            self.pipe_buffers,
         )
+        for name in _STATE_DICTS:
+            setattr(new, name, dict(getattr(self, name)))
+        new.boot = self.boot
         new.slub.kmem = new
         return new
 
@@ -267,33 +357,20 @@ class KernelState:
             self.slub.fingerprint(),
             self.pt.fingerprint(),
             tuple(t.fingerprint() for t in self.tlb),
-            *(
-                tuple(sorted(d.items()))
-                for d in (
-                    self.procs,
-                    self.mms,
-                    self.mapcount,
-                    self.data,
-                    self.stored,
-                    self.asked,
-                    self.cgroups,
-                    self.css_set,
-                    self.memory,
-                    self.page_memcg,
-                )
-            ),
-            self.waiting,
-            self.sigkill,
+            *(tuple(sorted(getattr(self, name).items())) for name in _STATE_DICTS),
         )
 
     def current(self, cpu: int) -> int | None:
         """The user task running on cpu, if it may enter the kernel: a live process with an
-        mm, TASK_RUNNING."""
+        mm, TASK_RUNNING, in no system call and with no signal to take first."""
         t = self.sched.curr(cpu)
         p = self.procs.get(t.pid)
-        if p is None or p.mm is None or p.exit_state or t.state != TASK_RUNNING or t.pid in self.sigkill:
-            return None  # a task with SIGKILL pending does nothing but die (the signal action)
-        return t.pid
+        if p is None or p.mm is None or p.exit_state or t.state != TASK_RUNNING or t.pid in self.sleeps:
+            return None
+        return None if signal_pending(self, t.pid) else t.pid
+
+
+_STATE_DICTS = tuple(f.name for f in dataclasses.fields(KernelState) if str(f.type).startswith("dict["))
 
 
 # Slab objects.
@@ -322,7 +399,7 @@ def mm_alloc(state: KernelState, cpu: int) -> int:
     obj = kmem_cache_alloc(state, "mm_struct", cpu)
     if not obj:
         return 0
-    pgd = memory.pte_alloc_one(state, cpu)  # pgd_alloc: a page-table page, charged as one
+    pgd = memory.alloc_page_account(state, cpu)  # pgd_alloc: a page-table page, charged
     if pgd is None:
         kmem_cache_free(state, obj, cpu)
         return 0
@@ -439,7 +516,9 @@ def mem_cgroup_out_of_memory(state: KernelState, memcg: int, cpu: int) -> bool:
     """mm/oom_kill.c out_of_memory for a memcg: select_bad_process over the memcg's subtree
     (the process with the most pages mapped: oom_badness's rss; the lowest pid of equals;
     never init, nor one already killed), SIGKILL to every thread of it, and the OOM reaper
-    frees its anonymous pages at once (__oom_reap_task_mm). False if there is none."""
+    frees its anonymous pages at once (__oom_reap_task_mm), unless the running call holds the
+    mm's mmap_sem for write (the reaper's trylock fails; the victim's exit frees them). False
+    if there is none."""
     candidates = [
         t
         for t in sorted(state.procs)
@@ -453,8 +532,10 @@ def mem_cgroup_out_of_memory(state: KernelState, memcg: int, cpu: int) -> bool:
         return False
     victim = max(candidates, key=lambda t: (len(mmu.mapped(state.pt, state.mms[group_mm(state, t)].pgd)), -t))  # type: ignore[index]
     state.events += (("oom", memcg, victim),)
-    send_sigkill(state, victim, cpu)
-    oom_reap(state, cpu, group_mm(state, victim))  # type: ignore[arg-type]
+    send_group_exit(state, victim, SIGKILL, cpu)
+    mm = group_mm(state, victim)
+    if mm != state.mmap_locked:  # oom_reap_task_mm: down_read_trylock(&mm->mmap_sem)
+        oom_reap(state, cpu, mm)  # type: ignore[arg-type]
     return True
 
 
@@ -536,7 +617,8 @@ def sys_brk(state: KernelState, cpu: int, pid: int, new_brk: int) -> int:
 def sys_fork(state: KernelState, cpu: int, pid: int, target: int) -> int:
     """kernel/fork.c _do_fork -> copy_process: a task_struct, dup_mm (a new mm with the
     parent's VMAs, its pages shared copy-on-write), sched_fork; then wake_up_new_task on
-    target. The child's pid, -EAGAIN past the task limit, -ENOMEM without memory."""
+    target. The child's pid, -EAGAIN past the task limit, -ENOMEM without memory,
+    -ERESTARTNOINTR if a signal came meanwhile (copy_process's recalc_sigpending check)."""
     if len(state.procs) >= state.max_threads:
         return -EAGAIN
     task = kmem_cache_alloc(state, "task_struct", cpu)
@@ -545,13 +627,28 @@ def sys_fork(state: KernelState, cpu: int, pid: int, target: int) -> int:
     parent_mm = state.procs[pid].mm
     assert parent_mm is not None
     mm = dup_mm(state, cpu, parent_mm)
-    if not mm:
+    if not mm or signal_pending(state, pid):
+        if mm:
+            mmput(state, mm, cpu)
         kmem_cache_free(state, task, cpu)
-        return -ENOMEM
+        return -ERESTARTNOINTR if mm else -ENOMEM
     child = SchedModel.fork(state.sched, cpu, target)
-    state.procs[child] = Proc(pid, mm, task, child)
+    parent = state.procs[pid]
+    state.fdt[child] = dup_fd(state, state.fdt[parent.files])
+    state.procs[child] = Proc(pid, mm, task, child, files=child)
+    if parent.tgid in state.sighand:  # copy_sighand
+        state.sighand[child] = state.sighand[parent.tgid]
     state.css_set[child] = state.css_set[pid]  # cgroup_post_fork: the parent's cgroup
     return child
+
+
+def dup_fd(state: KernelState, fds: tuple[int, ...]) -> tuple[int, ...]:
+    """fs/file.c dup_fd: the child's table holds the parent's files, each one more reference
+    (get_file)."""
+    for f in fds:
+        if f:
+            state.files[f] = state.files[f]._replace(f_count=state.files[f].f_count + 1)
+    return fds
 
 
 def sys_clone(state: KernelState, cpu: int, pid: int, flags: int, target: int) -> int:
@@ -565,9 +662,12 @@ def sys_clone(state: KernelState, cpu: int, pid: int, flags: int, target: int) -
     task = kmem_cache_alloc(state, "task_struct", cpu)
     if not task:
         return -ENOMEM
+    if signal_pending(state, pid):  # the charge's OOM kill may have chosen this very group
+        kmem_cache_free(state, task, cpu)
+        return -ERESTARTNOINTR
     p = state.procs[pid]
     child = SchedModel.fork(state.sched, cpu, target)
-    state.procs[child] = Proc(p.parent, p.mm, task, p.tgid)
+    state.procs[child] = Proc(p.parent, p.mm, task, p.tgid, files=p.files)
     state.css_set[child] = state.css_set[pid]
     return child
 
@@ -599,6 +699,10 @@ def sys_execve(state: KernelState, cpu: int, pid: int) -> int:
     activate_mm(state, cpu, mm)
     if old is not None:
         mmput(state, old, cpu)
+    # flush_signal_handlers: the program's functions are gone; what was ignored stays so.
+    kept = tuple((sig, h) for sig, h in state.sighand.pop(pid, ()) if h == SIG_IGN)
+    if kept:
+        state.sighand[pid] = kept
     return 0
 
 
@@ -632,107 +736,462 @@ def reapable(state: KernelState, pid: int) -> bool:
 
 
 def do_exit(state: KernelState, cpu: int, pid: int, exit_code: int) -> None:
-    """kernel/exit.c do_exit: exit_mm (the mm put by its last user), exit_notify (children
-    reparented to a live thread of the group, else to init; a thread other than the leader
-    is reaped at once; a leader is a zombie, its parent woken from wait4 once the whole
-    group is gone: __wake_up_parent), do_task_dead. A fatal signal kills only the thread
-    that took it (do_group_exit is not modelled)."""
+    """kernel/exit.c do_exit: exit_mm (the mm put by its last user), exit_files (the fd table
+    closed by its last user), exit_notify (children reparented to a live thread of the
+    group, else to init; a thread other than the leader is reaped at once; a leader is a
+    zombie, and its parent is notified once the whole group is gone: do_notify_parent),
+    do_task_dead."""
     p = state.procs[pid]
     if p.mm is not None and not any(q.mm == p.mm for c, q in state.procs.items() if c != pid):
         mmput(state, p.mm, cpu)
+    if p.files and not any(q.files == p.files for c, q in state.procs.items() if c != pid):
+        for f in state.fdt.pop(p.files):
+            if f:
+                fput(state, f, cpu)
     reaper = next(
         (c for c in thread_group(state, p.tgid) if c != pid and not state.procs[c].exit_state), INIT
     )
     orphans = [c for c, q in state.procs.items() if q.parent == pid]
     for c in orphans:
         state.procs[c] = state.procs[c]._replace(parent=reaper)  # forget_original_parent
-    state.procs[pid] = p._replace(mm=None, exit_state=EXIT_ZOMBIE, exit_code=exit_code)
-    state.sigkill -= {pid}
-    if any(reapable(state, c) for c in orphans):
-        wake_up_parent(state, reaper, cpu)
+    state.procs[pid] = p._replace(mm=None, exit_state=EXIT_ZOMBIE, exit_code=exit_code, files=0)
+    state.sigkill.pop(pid, None)
+    state.pending.pop(pid, None)
+    live = [t for t in thread_group(state, p.tgid) if not state.procs[t].exit_state]
+    if not live:
+        state.shared_pending.pop(p.tgid, None)  # __exit_signal of the group's last thread
+    elif p.tgid in state.shared_pending and all(
+        t in state.sleeps and not state.sleeps[t].woken for t in live
+    ):
+        signal_wake_up(state, live[0], cpu)  # exit_signals -> retarget_shared_pending
+    for c in orphans:
+        if c in state.procs and reapable(state, c):  # reparent_leader
+            do_notify_parent(state, c, cpu)
     if pid != p.tgid:
         release_task(state, pid, cpu)  # autoreap
     if reapable(state, p.tgid):  # the leader, or a zombie leader whose last thread this was
-        wake_up_parent(state, state.procs[p.tgid].parent, cpu)
+        do_notify_parent(state, p.tgid, cpu)
     core.do_task_dead(state.sched, cpu)
 
 
-def wake_up_parent(state: KernelState, parent: int, cpu: int) -> None:
-    """__wake_up_parent: the threads of the parent's group asleep in wait4 (on its
-    signal->wait_chldexit) are woken on this CPU."""
+def do_notify_parent(state: KernelState, tgid: int, cpu: int) -> None:
+    """kernel/signal.c do_notify_parent for a group now gone: the parent's threads asleep in
+    wait4 are woken (__wake_up_parent) and its group is sent SIGCHLD; a parent that ignores
+    SIGCHLD has the zombie reaped at once (autoreap)."""
+    parent = state.procs[tgid].parent
     if parent not in state.procs:
         return
-    tgid = state.procs[parent].tgid
-    for t in sorted(state.waiting):
-        if state.procs[t].tgid == tgid:
-            state.waiting -= {t}
+    ptgid = state.procs[parent].tgid
+    wake_up_parent(state, ptgid, cpu)
+    if sighandler(state, ptgid, SIGCHLD) == SIG_IGN:
+        release_task(state, tgid, cpu)
+    else:
+        send_signal(state, ptgid, SIGCHLD, cpu, group=True)
+
+
+def wake_up_parent(state: KernelState, tgid: int, cpu: int) -> None:
+    """__wake_up_parent: the threads of the parent's group asleep in wait4, on its
+    signal->wait_chldexit."""
+    wake_up(state, ("wait_chldexit", tgid), cpu)
+
+
+def wake_up(state: KernelState, queue: tuple[str, int], cpu: int) -> None:
+    """__wake_up on a wait queue: every task asleep on it is taken off (autoremove_wake_function)
+    and woken on this CPU."""
+    for t, sleep in sorted(state.sleeps.items()):
+        if sleep.queue == queue and not sleep.woken:
+            state.sleeps[t] = sleep._replace(woken=True)
             core.try_to_wake_up(state.sched, t, cpu)
 
 
-def sys_wait4(state: KernelState, cpu: int, pid: int) -> int:
+def sleep_on(state: KernelState, cpu: int, pid: int, sleep: Sleep) -> None:
+    """prepare_to_wait(sleep.queue, TASK_INTERRUPTIBLE) and schedule(), inside a system call."""
+    state.sleeps[pid] = sleep
+    core.set_task(state.sched, pid, state=TASK_INTERRUPTIBLE)
+    core.schedule(state.sched, cpu)
+
+
+def resumed(state: KernelState, pid: int) -> Sleep | None:
+    """The sleep a system call is going on from (finish_wait), or None on a fresh call."""
+    return state.sleeps.pop(pid, None)
+
+
+def sys_wait4(state: KernelState, cpu: int, pid: int) -> int | None:
     """kernel/exit.c do_wait for any child: a reapable zombie child is reaped (release_task:
     its task_struct freed) and its pid returned; with children but none reapable the task
-    sleeps until one can be (and then calls again: the do_wait loop); -ECHILD without
-    children."""
+    sleeps on its group's wait_chldexit until a child's exit wakes it, and looks again;
+    -EINTR when a signal is pending (no SA_RESTART); -ECHILD without children."""
+    resumed(state, pid)
     kids = children(state, pid)
     if not kids:
         return -ECHILD
     zombie = next((c for c in kids if reapable(state, c)), None)
-    if zombie is None:
-        state.waiting |= {pid}
-        core.set_task(state.sched, pid, state=TASK_INTERRUPTIBLE)
-        core.schedule(state.sched, cpu)
-        return 0
-    release_task(state, zombie, cpu)
-    return zombie
+    if zombie is not None:
+        release_task(state, zombie, cpu)
+        return zombie
+    if signal_pending(state, pid):
+        return -EINTR
+    sleep_on(state, cpu, pid, Sleep(NR["wait4"], (), ("wait_chldexit", state.procs[pid].tgid)))
+    return None
 
 
-def sys_kill(state: KernelState, cpu: int, pid: int, target: int, sig: int) -> int:
-    """kernel/signal.c kill_pid_info for SIGKILL, the one signal modelled: every thread of
-    the target process gets it pending (complete_signal) and is woken or kicked
-    (signal_wake_up); init and kernel threads ignore it (SIGNAL_UNKILLABLE, no handler
-    allowed), and so does a zombie. 0, -EINVAL for another signal, -ESRCH for no such
-    process."""
-    if sig != SIGKILL:
-        return -EINVAL
-    p = state.procs.get(target)
-    if p is None or p.tgid != target:
-        return -ESRCH
-    if target == INIT or p.exit_state or p.mm is None:
-        return 0
-    send_sigkill(state, target, cpu)
-    return 0
+# Signals.
 
 
-def send_sigkill(state: KernelState, tgid: int, cpu: int) -> None:
-    """SIGKILL pending on every live thread of the group, each woken (complete_signal)."""
+def sighandler(state: KernelState, tgid: int, sig: int) -> int:
+    return dict(state.sighand.get(tgid, ())).get(sig, SIG_DFL)
+
+
+def sig_ignored(state: KernelState, tgid: int, sig: int) -> bool:
+    """kernel/signal.c sig_task_ignored: SIG_IGN, or SIG_DFL of a signal whose default is to
+    be ignored (SIGCHLD); and init (SIGNAL_UNKILLABLE) ignores every SIG_DFL signal."""
+    handler = sighandler(state, tgid, sig)
+    return handler == SIG_IGN or (handler == SIG_DFL and (sig == SIGCHLD or tgid == INIT))
+
+
+def signal_pending(state: KernelState, pid: int) -> bool:
+    return (
+        pid in state.sigkill
+        or bool(state.pending.get(pid))
+        or bool(state.shared_pending.get(state.procs[pid].tgid))
+    )
+
+
+def send_signal(state: KernelState, target: int, sig: int, cpu: int, group: bool) -> None:
+    """kernel/signal.c __send_signal and complete_signal: nothing if the handler ignores sig;
+    a fatal signal (SIGKILL; SIGPIPE left SIG_DFL) makes the group exit; any other is added
+    to the group's pending set (kill) or the task's (send_sig), and one thread that wants it
+    (wants_signal: running, or nothing pending yet; the leader first) is woken to take it.
+    If none wants it, each thread already has a signal to wake for."""
+    tgid = state.procs[target].tgid
+    if sig_ignored(state, tgid, sig) or tgid in _exiting(state):
+        return
+    if sig == SIGKILL or sighandler(state, tgid, sig) == SIG_DFL:
+        send_group_exit(state, tgid, sig, cpu)
+        return
+    if group:
+        running = {state.sched.rqs[cpu].curr for cpu in range(len(state.tlb))}
+        live = [t for t in thread_group(state, tgid) if not state.procs[t].exit_state]
+        wants = [t for t in live if t in running or not signal_pending(state, t)]
+        state.shared_pending[tgid] = state.shared_pending.get(tgid, frozenset()) | {sig}
+    else:
+        state.pending[target] = state.pending.get(target, frozenset()) | {sig}
+        wants = [target]
+    if wants:
+        signal_wake_up(state, tgid if tgid in wants else wants[0], cpu)
+
+
+def send_sig(state: KernelState, sig: int, t: int, cpu: int) -> None:
+    """kernel/signal.c send_sig: sig to task t alone."""
+    send_signal(state, t, sig, cpu, group=False)
+
+
+def _exiting(state: KernelState) -> set[int]:
+    return {state.procs[t].tgid for t in state.sigkill}
+
+
+def send_group_exit(state: KernelState, tgid: int, code: int, cpu: int) -> None:
+    """complete_signal of a fatal signal (SIGNAL_GROUP_EXIT, group_exit_code) and
+    zap_other_threads: SIGKILL pending on every live thread of the group, each woken."""
     for t in thread_group(state, tgid):
         if not state.procs[t].exit_state:
-            state.sigkill |= {t}
+            state.sigkill[t] = code
             signal_wake_up(state, t, cpu)
 
 
 def signal_wake_up(state: KernelState, t: int, cpu: int) -> None:
-    """kernel/signal.c signal_wake_up(t, fatal): a task asleep interruptibly (in wait4) is
-    woken on this CPU; one running elsewhere is kicked, and delivers on the IPI's return."""
-    if t in state.waiting:
-        state.waiting -= {t}
+    """kernel/signal.c signal_wake_up: a task asleep interruptibly (in a system call) is
+    woken on this CPU; one running elsewhere is kicked, and takes the signal on the IPI's
+    return."""
+    sleep = state.sleeps.get(t)
+    if sleep is not None and not sleep.woken:
+        state.sleeps[t] = sleep._replace(woken=True)
         core.try_to_wake_up(state.sched, t, cpu)
 
 
+def sys_kill(state: KernelState, cpu: int, pid: int, target: int, sig: int) -> int:
+    """kernel/signal.c kill_pid_info: sig sent to the process target (its thread group). 0;
+    -EINVAL for a signal not modelled; -ESRCH for no such process. A kernel thread ignores
+    every signal (kthreadd's ignore_signals), and a process whose threads have all exited
+    takes none."""
+    if sig not in (SIGKILL, SIGPIPE, SIGCHLD):
+        return -EINVAL
+    p = state.procs.get(target)
+    if p is None or p.tgid != target:
+        return -ESRCH
+    live = [t for t in thread_group(state, target) if not state.procs[t].exit_state]
+    if live and group_mm(state, target) is not None:
+        send_signal(state, live[0], sig, cpu, group=True)
+    return 0
+
+
+def sys_rt_sigaction(state: KernelState, cpu: int, pid: int, sig: int, handler: int) -> int:
+    """kernel/signal.c do_sigaction: the group's handler of sig becomes handler; one that
+    ignores it discards sig wherever it is pending (POSIX 3.3.1.3). -EINVAL for SIGKILL."""
+    if sig not in (SIGPIPE, SIGCHLD) or handler not in (SIG_DFL, SIG_IGN, SIG_HANDLER):
+        return -EINVAL
+    tgid = state.procs[pid].tgid
+    handlers = {**dict(state.sighand.get(tgid, ())), sig: handler}
+    state.sighand[tgid] = tuple(sorted((s, h) for s, h in handlers.items() if h != SIG_DFL))
+    if not state.sighand[tgid]:
+        del state.sighand[tgid]
+    if handler == SIG_IGN or (handler == SIG_DFL and sig == SIGCHLD):  # sig_handler_ignored
+        for t in thread_group(state, tgid):
+            sigdelset(state.pending, t, sig)
+        sigdelset(state.shared_pending, tgid, sig)
+    return 0
+
+
+def sigdelset(pending: dict[int, frozenset[int]], key: int, sig: int) -> None:
+    left = pending.get(key, frozenset()) - {sig}
+    if left:
+        pending[key] = left
+    else:
+        pending.pop(key, None)
+
+
+def get_signal(state: KernelState, cpu: int) -> int:
+    """arch/x86/kernel/signal.c do_signal -> get_signal, on the way back to user mode: a
+    group exit ends the task (do_group_exit with the group's code); else the next pending
+    signal (the task's own first, the lowest first) is taken: a handled one enters its
+    handler through a frame on the user stack (setup_rt_frame; the handler runs and
+    returns), a fatal one makes the group exit. The signal taken."""
+    pid = state.sched.rqs[cpu].curr
+    if pid in state.sigkill:
+        do_exit(state, cpu, pid, state.sigkill[pid])
+        return SIGKILL
+    tgid = state.procs[pid].tgid
+    own = state.pending.get(pid, frozenset())
+    shared = state.shared_pending.get(tgid, frozenset())
+    sig = min(own or shared)
+    if own:
+        sigdelset(state.pending, pid, sig)
+    else:
+        sigdelset(state.shared_pending, tgid, sig)
+    if sighandler(state, tgid, sig) == SIG_DFL:  # SIGPIPE's default: terminate
+        if tgid == INIT:
+            return sig  # SIGNAL_UNKILLABLE
+        send_group_exit(state, tgid, sig, cpu)
+        do_exit(state, cpu, pid, sig)
+        return sig
+    state.events += (("signal", pid, sig),)
+    if user_access(state, cpu, STACK_TOP - PAGE_SIZE, write=True) < 0 and tgid != INIT:
+        send_group_exit(state, tgid, SIGSEGV, cpu)  # force_sigsegv: no frame, no handler
+        do_exit(state, cpu, pid, SIGSEGV)
+    return sig
+
+
 def release_task(state: KernelState, pid: int, cpu: int) -> None:
-    """kernel/exit.c release_task: the task leaves its cgroup and its task_struct is freed."""
+    """kernel/exit.c release_task: the task leaves its cgroup and its task_struct is freed;
+    with its group's last task go its handlers and shared pending signals."""
     del state.css_set[pid]
+    tgid = state.procs[pid].tgid
     kmem_cache_free(state, state.procs.pop(pid).task_struct, cpu)
+    if not thread_group(state, tgid):
+        state.sighand.pop(tgid, None)
+        state.shared_pending.pop(tgid, None)
 
 
-def do_syscall_64(state: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int:
+# Files and pipes.
+
+
+def fd_file(state: KernelState, pid: int, fd: int, f_mode: int) -> int:
+    """fdget: the file open on fd for f_mode, or 0 (-EBADF)."""
+    fds = state.fdt[state.procs[pid].files]
+    f = fds[fd] if 0 <= fd < len(fds) else 0
+    return f if f and state.files[f].f_mode & f_mode else 0
+
+
+def sys_pipe(state: KernelState, cpu: int, pid: int) -> int:
+    """fs/pipe.c do_pipe2: create_pipe_files (alloc_pipe_info's pipe_inode_info and a struct
+    file for each end), then the two lowest free fds, the read end first. 0 (the fds, which
+    the kernel copies to the caller's int[2], are what the fd table shows); -ENFILE without
+    memory; -EMFILE with fewer than two fds free."""
+    key = state.procs[pid].files
+    free = [fd for fd, f in enumerate(state.fdt[key]) if not f][:2]
+    objs = [kmem_cache_alloc(state, cache, cpu) for cache in ("pipe_inode_info", "filp", "filp")]
+    if not all(objs) or len(free) < 2:
+        for obj in objs:
+            if obj:
+                kmem_cache_free(state, obj, cpu)
+        return -ENFILE if not all(objs) else -EMFILE
+    obj, rf, wf = objs
+    state.pipes[obj] = Pipe(state.pipe_buffers, readers=1, writers=1)
+    state.files[rf] = File(obj, FMODE_READ, 1)
+    state.files[wf] = File(obj, FMODE_WRITE, 1)
+    fds = list(state.fdt[key])
+    fds[free[0]], fds[free[1]] = rf, wf
+    state.fdt[key] = tuple(fds)
+    return 0
+
+
+def sys_close(state: KernelState, cpu: int, pid: int, fd: int) -> int:
+    """fs/open.c close -> __close_fd: the fd freed and its file put. 0, or -EBADF."""
+    f = fd_file(state, pid, fd, FMODE_READ | FMODE_WRITE)
+    if not f:
+        return -EBADF
+    key = state.procs[pid].files
+    state.fdt[key] = tuple(0 if n == fd else g for n, g in enumerate(state.fdt[key]))
+    fput(state, f, cpu)
+    return 0
+
+
+def fput(state: KernelState, f: int, cpu: int) -> None:
+    """fs/file_table.c fput: the last reference gone, the file is freed and released."""
+    file = state.files[f]
+    if file.f_count > 1:
+        state.files[f] = file._replace(f_count=file.f_count - 1)
+        return
+    del state.files[f]
+    kmem_cache_free(state, f, cpu)
+    pipe_release(state, file, cpu)
+
+
+def pipe_release(state: KernelState, file: File, cpu: int) -> None:
+    """fs/pipe.c pipe_release (the file's release): one reader or writer less, and everyone
+    on pipe->wait woken to see it; with no end left, free_pipe_info."""
+    p = state.pipes[file.pipe]
+    p = p._replace(
+        readers=p.readers - (file.f_mode == FMODE_READ), writers=p.writers - (file.f_mode == FMODE_WRITE)
+    )
+    state.pipes[file.pipe] = p
+    if p.readers or p.writers:
+        wake_up(state, ("pipe", file.pipe), cpu)
+        return
+    for page in fs_pipe.pages(state.pipes.pop(file.pipe)):
+        memory.free_page_account(state, page, cpu)
+    kmem_cache_free(state, file.pipe, cpu)
+
+
+def pipe_wait(state: KernelState, cpu: int, pid: int, sleep: Sleep, resumed: Sleep | None) -> None:
+    """fs/pipe.c pipe_wait, the call holding its file while it sleeps (a fresh one takes
+    the reference, a resumed one keeps its own)."""
+    if resumed is None:
+        state.files[sleep.file] = state.files[sleep.file]._replace(
+            f_count=state.files[sleep.file].f_count + 1
+        )
+    sleep_on(state, cpu, pid, sleep)
+
+
+def wake_up_pipe_readers(state: KernelState, obj: int, cpu: int) -> None:
+    """pipe_write's wake_up_interruptible_sync_poll(&pipe->wait, EPOLLIN | EPOLLRDNORM): the
+    readers and writers share pipe->wait, and all of it is woken."""
+    wake_up(state, ("pipe", obj), cpu)
+
+
+def wake_up_pipe_writers(state: KernelState, obj: int, cpu: int) -> None:
+    """pipe_read's wake_up_interruptible_sync_poll(&pipe->wait, EPOLLOUT | EPOLLWRNORM)."""
+    wake_up(state, ("pipe", obj), cpu)
+
+
+def waiting_writers(state: KernelState, obj: int) -> bool:
+    """pipe->waiting_writers: a writer is between its pipe_wait and its return from it."""
+    return any(s.nr == NR["write"] and s.queue == ("pipe", obj) for s in state.sleeps.values())
+
+
+def sys_read(state: KernelState, cpu: int, pid: int, fd: int, count: int) -> int | None:
+    """fs/pipe.c pipe_read: bytes from the front of the ring until count are read or it is
+    empty. With nothing read it sleeps while there is a writer; with some read it returns,
+    unless a writer sleeps in pipe_write (whose bytes it waits for). Emptying a buffer wakes
+    the writers. The bytes read; 0 at the end of file; -EINTR; -EBADF."""
+    sleep = resumed(state, pid)
+    f = sleep.file if sleep else fd_file(state, pid, fd, FMODE_READ)
+    if not f:
+        return -EBADF
+    obj = state.files[f].pipe
+    p = state.pipes[obj]
+    done = sleep.done if sleep else 0
+    do_wakeup = False
+    while True:
+        if p.bufs:
+            nbufs = len(p.bufs)
+            p, runs, freed = fs_pipe.take(p, count - done)
+            for page in freed:
+                memory.free_page_account(state, page, cpu)
+            done += sum(n for _, n in runs)
+            do_wakeup |= len(p.bufs) < nbufs
+            if done == count or p.bufs:
+                break
+            continue
+        if not p.writers or (done and not waiting_writers(state, obj)):
+            break
+        if signal_pending(state, pid):
+            done = done or -EINTR
+            break
+        state.pipes[obj] = p
+        if do_wakeup:
+            wake_up_pipe_writers(state, obj, cpu)
+        pipe_wait(state, cpu, pid, Sleep(NR["read"], (fd, count), ("pipe", obj), file=f, done=done), sleep)
+        return None
+    state.pipes[obj] = p
+    if do_wakeup:
+        wake_up_pipe_writers(state, obj, cpu)
+    if sleep:
+        fput(state, f, cpu)
+    return done
+
+
+def sys_write(state: KernelState, cpu: int, pid: int, fd: int, count: int) -> int | None:
+    """fs/pipe.c pipe_write: with no reader, SIGPIPE and -EPIPE. A fresh call first merges
+    the head of its bytes (count % PAGE_SIZE) into the last buffer if it fits there; then
+    fills fresh pages (the pipe's tmp_page first) while the ring has room, and sleeps when it
+    has none, having woken the readers. Any write wakes the readers. The bytes written;
+    -EINTR, -ENOMEM or -EPIPE when none were; -EBADF."""
+    sleep = resumed(state, pid)
+    f = sleep.file if sleep else fd_file(state, pid, fd, FMODE_WRITE)
+    if not f:
+        return -EBADF
+    obj = state.files[f].pipe
+    p = state.pipes[obj]
+    done = sleep.done if sleep else 0
+    do_wakeup = False
+    if sleep is None and p.readers:
+        p, done = fs_pipe.merge_head(p, pid, count)
+        do_wakeup = bool(done)
+    ret = None
+    while done < count:
+        if not p.readers:
+            send_sig(state, SIGPIPE, pid, cpu)
+            ret = done or -EPIPE
+            break
+        if not p.full:
+            page = p.tmp_page if p.tmp_page is not None else memory.alloc_page_account(state, cpu)
+            if page is None:
+                ret = done or -ENOMEM
+                break
+            p, n = fs_pipe.push_page(p._replace(tmp_page=None), page, pid, count - done)
+            done += n
+            do_wakeup = True
+            continue
+        if signal_pending(state, pid):
+            ret = done or -EINTR
+            break
+        state.pipes[obj] = p
+        if do_wakeup:
+            wake_up_pipe_readers(state, obj, cpu)
+            do_wakeup = False
+        pipe_wait(state, cpu, pid, Sleep(NR["write"], (fd, count), ("pipe", obj), file=f, done=done), sleep)
+        return None
+    state.pipes[obj] = p
+    if do_wakeup:
+        wake_up_pipe_readers(state, obj, cpu)
+    if sleep:
+        fput(state, f, cpu)
+    return done if ret is None else ret
+
+
+def do_syscall_64(state: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int | None:
     """arch/x86/entry/common.c do_syscall_64: sys_call_table[nr] for a number in the table,
-    -ENOSYS for any other (sys_ni_syscall); then syscall_return_slowpath."""
+    -ENOSYS for any other (sys_ni_syscall); then syscall_return_slowpath. None when the call
+    sleeps (it returns from the step that finishes it)."""
     pid = state.sched.rqs[cpu].curr
     name = SYS_CALL_TABLE.get(nr) if 0 <= nr < NR_syscalls else None
+    if name in MMAP_SEM_WRITERS:
+        state.mmap_locked = state.procs[pid].mm
     ret = globals()[name](state, cpu, pid, *args) if name else -ENOSYS
-    state.returns += ((nr, ret),)
+    state.mmap_locked = None
+    if ret is not None:
+        state.returns += ((nr, ret),)
     exit_to_usermode_loop(state, cpu)
     return ret
 
@@ -748,14 +1207,10 @@ def exit_to_usermode_loop(state: KernelState, cpu: int) -> None:
 # User memory accesses and the page fault path.
 
 
-def access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
+def user_access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
     """The running task loads or stores the word of a user page: through the MMU, and on a
-    page fault do_page_fault, then the access again. A store writes the task's pid; the
-    result is the word read or written, or -1 when the fault killed the task (SIGSEGV for a
-    bad area, SIGKILL when there was no memory: pagefault_out_of_memory, the global OOM
-    killer not being modelled). init's threads are not killed (a kill would panic the
-    kernel): their accesses that find no memory fail and may be retried, and they are never
-    offered a bad address."""
+    page fault do_page_fault, then the access again. A store writes the task's pid. The word
+    read or written, or -fault: the VM_FAULT code of a fault that could not be handled."""
     pid = state.sched.rqs[cpu].curr
     mm = state.procs[pid].mm
     assert mm is not None
@@ -764,17 +1219,30 @@ def access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
         if not isinstance(result, PageFault):
             break
         fault = memory.handle_mm_fault(state, cpu, mm, vaddr, result.error_code)
-        if fault & memory.VM_FAULT_OOM and state.procs[pid].tgid == INIT:
-            return -1
         if fault:
-            do_exit(state, cpu, pid, SIGSEGV if fault & memory.VM_FAULT_SIGSEGV else SIGKILL)
-            return -1
+            return -fault
     else:
         raise AssertionError(f"{vaddr:#x}: the access still faults after its faults were handled")
     if write:
         state.data[result] = pid
         state.stored[mm] = tuple(sorted({**dict(state.stored[mm]), vaddr: pid}.items()))
-    word = state.data[result]
+    return state.data[result]
+
+
+def access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
+    """A user access (user_access), and the fault's end when it could not be handled: the
+    group's exit with SIGSEGV for a bad area, SIGKILL when there was no memory
+    (pagefault_out_of_memory, the global OOM killer not being modelled). The word, or -1.
+    init's threads are not killed (a kill would panic the kernel): their accesses that find
+    no memory fail and may be retried, and they are never offered a bad address."""
+    pid = state.sched.rqs[cpu].curr
+    word = user_access(state, cpu, vaddr, write)
+    if word < 0:
+        if state.procs[pid].tgid != INIT:
+            code = SIGSEGV if -word & memory.VM_FAULT_SIGSEGV else SIGKILL
+            send_group_exit(state, state.procs[pid].tgid, code, cpu)  # force_sig
+            do_exit(state, cpu, pid, code)
+        return -1
     exit_to_usermode_loop(state, cpu)
     return word
 
@@ -818,6 +1286,22 @@ def _syscall_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int, 
         calls.append((NR["wait4"], ()))
         leaders = [c for c, q in sorted(s.procs.items()) if q.tgid == c]
         calls += [(NR["kill"], (target, SIGKILL)) for target in (*leaders, s.sched.next_pid)]
+        kin = sorted({s.procs[pid].tgid, s.procs[s.procs[pid].tgid].parent} & set(leaders))
+        calls += [(NR["kill"], (target, sig)) for target in kin for sig in (SIGPIPE, SIGCHLD)]
+        handlers = dict(s.sighand.get(s.procs[pid].tgid, ()))
+        calls += [
+            (NR["rt_sigaction"], (sig, h))
+            for sig in (SIGPIPE, SIGCHLD)
+            for h in (SIG_DFL, SIG_IGN, SIG_HANDLER)
+            if handlers.get(sig, SIG_DFL) != h
+        ]
+        calls.append((NR["pipe"], ()))
+        for fd, f in enumerate(s.fdt[s.procs[pid].files]):
+            if f:
+                calls.append((NR["close"], (fd,)))
+                write = s.files[f].f_mode == FMODE_WRITE
+                sizes = m.config.pipe_writes if write else m.config.pipe_reads
+                calls += [(NR["write" if write else "read"], (fd, n)) for n in sizes]
         if pid != INIT:  # init exiting panics the kernel
             calls.append((NR["exit"], (0,)))
         out += [(cpu, nr, args) for nr, args in calls]
@@ -855,11 +1339,28 @@ def _attach_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int]]:
 
 
 def _write_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, str]]:
-    return [(cg, value) for cg in sorted(s.cgroups) if cg != ROOT for value in m.config.limits]
+    """The configured limits, and one page above the memcg's usage: a squeeze that leaves the
+    next charge to reclaim or the OOM killer."""
+    return [
+        (cg, value)
+        for cg in sorted(s.cgroups)
+        if cg != ROOT
+        for value in (*m.config.limits, f"{(s.memory[cg].usage + 1) * PAGE_SIZE // 1024}K")
+    ]
 
 
 def _signal_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
-    return [(cpu,) for cpu in range(len(s.tlb)) if s.sched.rqs[cpu].curr in s.sigkill]
+    out = []
+    for cpu in range(len(s.tlb)):
+        pid = s.sched.rqs[cpu].curr
+        p = s.procs.get(pid)
+        if p is not None and not p.exit_state and pid not in s.sleeps and signal_pending(s, pid):
+            out.append((cpu,))
+    return out
+
+
+def _resume_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
+    return [(cpu,) for cpu in range(len(s.tlb)) if (w := s.sleeps.get(s.sched.rqs[cpu].curr)) and w.woken]
 
 
 def _tick_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
@@ -878,9 +1379,10 @@ def _kernel_init_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
     return [(cpu,) for cpu in range(len(s.tlb)) if s.sched.rqs[cpu].curr == INIT and s.procs[INIT].mm is None]
 
 
-# Small: two CPUs, up to four tasks (init, kthreadd and two more), 38 page frames.
+# Small: two CPUs, up to four tasks (init, kthreadd and two more), 38 page frames, pipes
+# of two buffers.
 SMALL = KernelConfig()
-# Large: two CPUs, up to eight tasks, 1,024 page frames.
+# Large: two CPUs, up to eight tasks, 1,024 page frames, pipes of four buffers.
 LARGE = KernelConfig(
     sched=SchedConfig(nr_cpus=2, tasks=(), max_tasks=8, nice_values=(), preempt_sections=False),
     slub=replace(
@@ -897,6 +1399,11 @@ LARGE = KernelConfig(
     mmap_pages=(1, 2, 3),
     brk_pages=(0, 1, 2),
     max_vmas=6,
+    nr_open=6,
+    pipe_buffers=4,
+    pipe_writes=(1024, 3072, 4096, 8192),
+    pipe_reads=(1024, 8192),
+    limits=("64K", "8X"),  # and the squeeze: limits only tighten, and the OOM killer gets work
 )
 
 
@@ -907,6 +1414,9 @@ class KernelModel(Model[KernelState, KernelConfig]):
     name = "kernel"
     Config = KernelConfig
     profiles: ClassVar[dict[str, Any]] = {"small": SMALL, "large": LARGE}
+    # Random runs draw system calls (of which there are some thirty kinds) and stores (which
+    # fault pages in and charge them) more often than a timer tick or a cgroup write.
+    weights: ClassVar[dict[str, int]] = {"syscall": 3, "store": 2}
 
     def __init__(self, config: KernelConfig | None = None) -> None:
         super().__init__(config)
@@ -936,19 +1446,11 @@ class KernelModel(Model[KernelState, KernelConfig]):
             slab,
             mmu.EMPTY_PAGE_TABLES,
             (mmu.EMPTY_TLB,) * self.config.sched.nr_cpus,
-            {},
-            {},
-            {},
-            {},
-            frozenset(),
-            frozenset(),
             self.config.sched.max_tasks,
-            {},
-            {},
-            {ROOT: Cgroup("", None, ROOT_TASK_GROUP)},
-            {},
-            {ROOT: PageCounter()},
-            {},
+            self.config.nr_open,
+            self.config.pipe_buffers,
+            cgroups={ROOT: Cgroup("", None, ROOT_TASK_GROUP)},
+            memory={ROOT: PageCounter()},
         )
         slab.kmem = state
         for name in self.config.boot_cgroups:  # cgroup_init, then the memory cgroups
@@ -959,6 +1461,8 @@ class KernelModel(Model[KernelState, KernelConfig]):
             assert SchedModel.fork(state.sched, 0, target) == pid and task
             state.procs[pid] = Proc(0, None, task, pid)
             state.css_set[pid] = ROOT
+        state.procs[INIT] = state.procs[INIT]._replace(files=INIT)  # the init program's fd table
+        state.fdt[INIT] = (0,) * self.config.nr_open
         state.css_set[INIT] = min(c for c in state.cgroups if c != ROOT)
         for cpu in range(self.config.sched.nr_cpus):
             core.schedule(state.sched, cpu)
@@ -995,7 +1499,8 @@ class KernelModel(Model[KernelState, KernelConfig]):
             before = state
             state, result = self.step(state, self.action_by_name[step.action], step.args)
             running = " ".join(f"cpu{c}:{_task(state.sched.rqs[c].curr)}" for c in range(len(state.tlb)))
-            lines.append(f"{n:>3}  {_call(step)} -> {_num(result)}    [{running}]")
+            slept = result is None and step.action in ("syscall", "resume")
+            lines.append(f"{n:>3}  {_call(step)} -> {'sleeps' if slept else _num(result)}    [{running}]")
             lines += [f"       {line}" for line in _changes(before, state)]
         return lines
 
@@ -1011,7 +1516,7 @@ class KernelModel(Model[KernelState, KernelConfig]):
         core.schedule(s.sched, cpu)
 
     @action("cpu", "nr", "args", domain=_syscall_domain)
-    def syscall(self, s: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int:
+    def syscall(self, s: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int | None:
         """The running task's SYSCALL instruction: entry_SYSCALL_64 -> do_syscall_64."""
         return do_syscall_64(s, cpu, nr, args)
 
@@ -1042,10 +1547,17 @@ class KernelModel(Model[KernelState, KernelConfig]):
         return memcontrol.mem_cgroup_write(s, cg, "memory.limit_in_bytes", value, 0)
 
     @action("cpu", domain=_signal_domain)
-    def signal(self, s: KernelState, cpu: int) -> None:
-        """The task on cpu, SIGKILL pending, returns to user mode (from the system call, the
-        interrupt or the kick that got it there): get_signal, do_group_exit, do_exit."""
-        do_exit(s, cpu, s.sched.rqs[cpu].curr, SIGKILL)
+    def signal(self, s: KernelState, cpu: int) -> int:
+        """The task on cpu, a signal pending, returns to user mode (from the system call, the
+        interrupt or the kick that got it there): do_signal. The signal taken."""
+        return get_signal(s, cpu)
+
+    @action("cpu", domain=_resume_domain)
+    def resume(self, s: KernelState, cpu: int) -> int | None:
+        """The task on cpu, woken inside a system call, returns from schedule() and goes on
+        with the call: its result, or None if it sleeps again."""
+        sleep = s.sleeps[s.sched.rqs[cpu].curr]
+        return do_syscall_64(s, cpu, sleep.nr, sleep.args)
 
     @action("cpu", domain=_tick_domain)
     def tick(self, s: KernelState, cpu: int) -> None:
@@ -1063,6 +1575,8 @@ def _num(a: Any) -> str:
 
 
 def _call(step: Step) -> str:
+    if step.action == "resume":
+        return f"cpu{step.args[0]}: resume"
     if step.action != "syscall":
         return f"{step.action}({', '.join(map(_num, step.args))})"
     cpu, nr, args = step.args
@@ -1105,6 +1619,36 @@ def _changes(before: KernelState, after: KernelState) -> list[str]:
         ]
         if changed:
             out.append(f"mm {mm:#x} PTEs " + ", ".join(changed))
+    for pid in sorted(set(before.sleeps) | set(after.sleeps)):
+        w0, w1 = before.sleeps.get(pid), after.sleeps.get(pid)
+        if w1 is not None and (w0 is None or w0.woken and not w1.woken):
+            out.append(f"task {pid} sleeps on {w1.queue[0]} of {_num(w1.queue[1])}")
+        elif w1 is not None and w1.woken and not w0.woken:  # type: ignore[union-attr]
+            out.append(f"task {pid} woken")
+    for pid in sorted(set(after.sigkill) - set(before.sigkill)):
+        out.append(f"task {pid} has SIGKILL pending (its group exits with {after.sigkill[pid]})")
+    for d0, d1, who in (
+        (before.pending, after.pending, "task"),
+        (before.shared_pending, after.shared_pending, "process"),
+    ):
+        for k in sorted(set(d0) | set(d1)):
+            if d0.get(k) != d1.get(k):
+                out.append(f"{who} {k} has signals {sorted(d1.get(k, ()))} pending")
+    for obj in sorted(set(before.pipes) | set(after.pipes)):
+        p0, p1 = before.pipes.get(obj), after.pipes.get(obj)
+        if p1 is None:
+            out.append(f"pipe {obj:#x} freed")
+        elif p0 != p1:
+            runs = " ".join(f"{n}B of {w}" for w, n in fs_pipe.contents(p1)) or "empty"
+            out.append(
+                f"pipe {obj:#x}: {runs} in {len(p1.bufs)} of {p1.buffers} buffers, "
+                f"{p1.readers} readers, {p1.writers} writers"
+            )
+    for key in sorted(set(before.fdt) | set(after.fdt)):
+        if before.fdt.get(key) != after.fdt.get(key):
+            fds = after.fdt.get(key)
+            shown = " ".join(f"{fd}:{_num(f)}" for fd, f in enumerate(fds) if f) if fds else "closed"
+            out.append(f"fd table {key}: {shown or 'empty'}")
     for cpu, (t0, t1) in enumerate(zip(before.tlb, after.tlb, strict=True)):
         if t0 != t1:
             entries = ", ".join(

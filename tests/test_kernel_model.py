@@ -17,12 +17,18 @@ from model.hw.mmu import PAGE_SIZE
 from model.kernel import (
     CLONE_THREAD_FLAGS,
     ECHILD,
+    EINTR,
     ENOSYS,
+    EPIPE,
     ESRCH,
     INIT,
     KTHREADD,
     NR,
+    SIG_HANDLER,
+    SIG_IGN,
+    SIGCHLD,
     SIGKILL,
+    SIGPIPE,
     SMALL,
     STACK_TOP,
     START_BRK,
@@ -96,7 +102,7 @@ def test_a_number_outside_the_table_is_enosys_and_changes_nothing() -> None:
     after, (result,) = run(model, state, ("syscall", (0, NR_syscalls, ())))
     assert result == -ENOSYS and after.fingerprint() == state.fingerprint()
     # A number inside the range but not in the modelled table is sys_ni_syscall's too.
-    assert KernelModel().step(state, model.action_by_name["syscall"], (0, 0, ()))[1] == -ENOSYS
+    assert KernelModel().step(state, model.action_by_name["syscall"], (0, 2, ()))[1] == -ENOSYS  # open
 
 
 def test_a_write_after_fork_breaks_copy_on_write() -> None:
@@ -142,16 +148,17 @@ def test_exit_leaves_a_zombie_for_wait4_and_gives_every_page_back() -> None:
 
     state, (child,) = run(model, state, syscall(0, "fork", 1))
     state, _ = run(model, state, ("store", (1, STACK)))  # the child's own copy of the stack page
-    # init waits: it sleeps, and CPU 0 goes idle.
+    # init waits: it sleeps on its wait_chldexit, and CPU 0 goes idle.
     state, (result,) = run(model, state, syscall(0, "wait4"))
-    assert result == 0 and state.waiting == {INIT} and state.sched.rqs[0].curr == idle_pid(0)
-    # The child exits: a zombie with no mm; init is woken and reaps it.
+    assert result is None and state.sleeps[INIT].queue == ("wait_chldexit", INIT)
+    assert state.sched.rqs[0].curr == idle_pid(0)
+    # The child exits: a zombie with no mm; init is woken, goes on with its wait4 and reaps it.
     state, _ = run(model, state, syscall(1, "exit", 0))
     assert state.procs[child].exit_state and state.procs[child].mm is None
     # Woken on the CPU its child exited on (the waker's: the model's select_task_rq).
-    assert not state.waiting and state.sched.rqs[1].curr == INIT
-    state, (reaped,) = run(model, state, syscall(1, "wait4"))
-    assert reaped == child and child not in state.procs
+    assert state.sleeps[INIT].woken and state.sched.rqs[1].curr == INIT
+    state, (reaped,) = run(model, state, ("resume", (1,)))
+    assert reaped == child and child not in state.procs and not state.sleeps
     # Its page tables and pages went back; its task_struct's slab may stay with SLUB.
     assert non_slab(state) == {pfn for pfn, _ in allocated} - set(state.slub.slabs)
 
@@ -255,11 +262,11 @@ def test_a_leader_that_exits_before_its_threads_is_reaped_after_them() -> None:
     assert state.sched.rqs[0].curr == thread  # the idle CPU 0 took it at once
     state, _ = run(model, state, syscall(1, "exit", 0))  # the leader: a zombie, its thread lives on
     assert state.procs[child].exit_state and state.procs[thread].mm is not None
-    assert INIT in state.waiting  # not reapable yet: delay_group_leader
+    assert not state.sleeps[INIT].woken  # not reapable yet: delay_group_leader
     state, _ = run(model, state, syscall(0, "exit", 0))
-    assert thread not in state.procs and not state.waiting  # the last thread woke init
+    assert thread not in state.procs and state.sleeps[INIT].woken  # the last thread woke init
     init_cpu = next(c for c in range(2) if state.sched.rqs[c].curr == INIT)
-    state, (reaped,) = run(model, state, syscall(init_cpu, "wait4"))
+    state, (reaped,) = run(model, state, ("resume", (init_cpu,)))
     assert reaped == child and child not in state.procs and len(state.mms) == 1
 
 
@@ -268,11 +275,16 @@ def test_sigkill_wakes_a_sleeper_and_every_thread_dies_on_its_way_back_to_user_m
     state = model.init_state()
     state, (child,) = run(model, state, syscall(0, "fork", 1))
     state, (grandchild, _) = run(model, state, syscall(1, "fork", 1), syscall(1, "wait4"))
-    assert child in state.waiting
-    # init kills the sleeping child: woken to die; its own child goes to init.
+    assert child in state.sleeps
+    # init kills the sleeping child: woken, its wait4 ends with -EINTR, and it dies on its
+    # way back to user mode; its own child goes to init.
     state, (result,) = run(model, state, syscall(0, "kill", child, SIGKILL))
-    assert result == 0 and child in state.sigkill and child not in state.waiting
+    assert result == 0 and child in state.sigkill and state.sleeps[child].woken
     cpu = next(c for c in range(2) if state.sched.rqs[c].curr == child)
+    on_cpu = {a.name for a, args in model.enabled(state) if args[:1] == (cpu,)}
+    assert on_cpu == {"resume", "tick"}
+    state, (result,) = run(model, state, ("resume", (cpu,)))
+    assert result == -EINTR
     on_cpu = {a.name for a, args in model.enabled(state) if args[:1] == (cpu,)}
     assert "signal" in on_cpu and not on_cpu & {"syscall", "load", "store"}  # it can only die
     state, _ = run(model, state, ("signal", (cpu,)))
@@ -335,3 +347,142 @@ def test_a_copy_on_write_fault_whose_charge_reaps_its_own_mm_is_retried() -> Non
     # Its own memcg's OOM killer killed and reaped it; the retried fault found a fresh page.
     assert ("oom", b, child) in state.events and child in state.sigkill and word == child
     assert state.mapcount[shared[0]] == 1  # init keeps the page it shared
+
+
+def test_a_pipe_read_sleeps_until_a_write_wakes_it() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (ret, child) = run(model, state, syscall(0, "pipe"), syscall(0, "fork", 1))
+    assert ret == 0 and state.fdt[INIT][:2] == state.fdt[child][:2]  # fork shares the files
+    rf, wf = state.fdt[INIT][:2]
+    assert state.files[rf].f_count == 2 and state.files[wf].f_count == 2
+    # The child reads the empty pipe: it sleeps on pipe->wait, holding its file.
+    state, (ret,) = run(model, state, syscall(1, "read", 0, 4096))
+    assert ret is None and state.sleeps[child].queue == ("pipe", state.files[rf].pipe)
+    assert state.files[rf].f_count == 3
+    # init writes 3072 bytes: one page-frame buffer, charged to /A; the reader is woken.
+    state, (ret,) = run(model, state, syscall(0, "write", 1, 3072))
+    pipe = state.pipes[state.files[rf].pipe]
+    assert ret == 3072 and len(pipe.bufs) == 1 and state.page_memcg[pipe.bufs[0].page] == state.css_set[INIT]
+    assert state.sleeps[child].woken and state.sched.rqs[1].curr != child  # woken onto the waker's CPU
+    state = tick_until(model, state, child)
+    child_cpu = next(c for c in range(2) if state.sched.rqs[c].curr == child)
+    state, (ret,) = run(model, state, ("resume", (child_cpu,)))
+    pipe = state.pipes[state.files[rf].pipe]
+    assert ret == 3072 and not pipe.bufs and pipe.tmp_page is not None  # the page kept for the next write
+    assert state.files[rf].f_count == 2 and not state.sleeps
+
+
+def test_a_write_of_at_most_pipe_buf_bytes_is_never_split() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (_, child) = run(model, state, syscall(0, "pipe"), syscall(0, "fork", 1))
+    # Two 3072-byte writes take both buffers of the ring: the second's head does not fit
+    # in the first buffer's 1024 free bytes, so it takes a page of its own.
+    state, _ = run(model, state, syscall(0, "write", 1, 3072), syscall(0, "write", 1, 3072))
+    pipe = state.pipes[state.files[state.fdt[INIT][0]].pipe]
+    assert pipe.full and [b.len for b in pipe.bufs] == [3072, 3072]
+    # A third sleeps having written nothing, rather than 1024 bytes now and 2048 later.
+    state, (ret,) = run(model, state, syscall(0, "write", 1, 3072))
+    assert ret is None and state.sleeps[INIT].done == 0 and pipe == state.pipes[pipe_of(state)]
+    # The child's read empties a buffer and wakes the writer, which writes all 3072.
+    state, (ret,) = run(model, state, syscall(1, "read", 0, 4096))
+    assert ret == 4096 and state.sleeps[INIT].woken
+    state = tick_until(model, state, INIT)
+    init_cpu = next(c for c in range(2) if state.sched.rqs[c].curr == INIT)
+    state, (ret,) = run(model, state, ("resume", (init_cpu,)))
+    assert ret == 3072 and [n for _, n in state.pipes[pipe_of(state)].bufs[-1].runs] == [3072]
+    assert child in state.procs
+
+
+def tick_until(model: KernelModel, state: KernelState, pid: int) -> KernelState:
+    """Timer ticks on every CPU until task pid runs."""
+    for _ in range(100):
+        if any(state.sched.rqs[c].curr == pid for c in range(2)):
+            return state
+        state, _ = run(model, state, ("tick", (0,)), ("tick", (1,)))
+    raise AssertionError(f"task {pid} never ran")
+
+
+def pipe_of(state: KernelState) -> int:
+    return state.files[state.fdt[INIT][0]].pipe
+
+
+def test_a_write_with_no_reader_gets_epipe_and_sigpipe() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (_, child, _) = run(
+        model, state, syscall(0, "pipe"), syscall(0, "fork", 1), syscall(0, "close", 0)
+    )
+    state, _ = run(model, state, syscall(1, "close", 0))  # the last reader
+    # With SIGPIPE's default action the child's group exits with it.
+    state, (ret,) = run(model, state, syscall(1, "write", 1, 3072))
+    assert ret == -EPIPE and state.sigkill == {child: SIGPIPE}
+    state, (sig,) = run(model, state, ("signal", (1,)))
+    assert sig == SIGKILL and state.procs[child].exit_code == SIGPIPE
+    # init installs a handler: SIGPIPE is pending, and taking it enters the handler through
+    # a frame stored on the stack.
+    state, (ret, ret2) = run(
+        model, state, syscall(0, "rt_sigaction", SIGPIPE, SIG_HANDLER), syscall(0, "write", 1, 3072)
+    )
+    assert ret == 0 and ret2 == -EPIPE and state.pending == {INIT: frozenset({SIGPIPE})}
+    state, (sig,) = run(model, state, ("signal", (0,)))
+    assert sig == SIGPIPE and not state.pending and dict(state.stored[state.procs[INIT].mm])[STACK] == INIT
+
+
+def test_a_parent_ignoring_sigchld_has_its_children_reaped_as_they_die() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (ret, child, _) = run(
+        model, state, syscall(0, "rt_sigaction", SIGCHLD, SIG_IGN), syscall(0, "fork", 1), syscall(0, "wait4")
+    )
+    assert ret == 0 and state.sleeps[INIT].queue == ("wait_chldexit", INIT)
+    state, _ = run(model, state, syscall(1, "exit", 0))
+    assert child not in state.procs and state.sleeps[INIT].woken  # woken, and the zombie gone
+    state, (ret,) = run(model, state, ("resume", (1,)))
+    assert ret == -ECHILD
+
+
+def test_a_handled_signal_interrupts_wait4_and_runs_its_handler() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (_, child, _) = run(
+        model,
+        state,
+        syscall(0, "rt_sigaction", SIGCHLD, SIG_HANDLER),
+        syscall(0, "fork", 1),
+        syscall(0, "wait4"),
+    )
+    assert dict(state.sighand[child]) == {SIGCHLD: SIG_HANDLER}  # copy_sighand
+    # The child sends init SIGCHLD: pending on init's group, it wakes init from wait4.
+    state, (ret,) = run(model, state, syscall(1, "kill", INIT, SIGCHLD))
+    assert ret == 0 and state.shared_pending == {INIT: frozenset({SIGCHLD})} and state.sleeps[INIT].woken
+    state = tick_until(model, state, INIT)
+    init_cpu = next(c for c in range(2) if state.sched.rqs[c].curr == INIT)
+    state, (ret,) = run(model, state, ("resume", (init_cpu,)))
+    assert ret == -EINTR  # no child to reap yet, and a signal to take first
+    assert "syscall" not in {a.name for a, args in model.enabled(state) if args[:1] == (init_cpu,)}
+    state, (sig,) = run(model, state, ("signal", (init_cpu,)))
+    assert sig == SIGCHLD and not state.shared_pending
+    # execve keeps what is ignored and resets what is handled.
+    state, _ = run(
+        model, state, syscall(init_cpu, "rt_sigaction", SIGPIPE, SIG_IGN), syscall(init_cpu, "execve")
+    )
+    assert state.sighand[INIT] == ((SIGPIPE, SIG_IGN),)
+
+
+def test_a_diagram_shows_sleeps_wakeups_and_pipes() -> None:
+    steps = [
+        Step("syscall", (0, NR["pipe"], ())),
+        Step("syscall", (0, NR["fork"], (1,))),
+        Step("syscall", (1, NR["read"], (0, 4096))),
+        Step("syscall", (0, NR["write"], (1, 3072))),
+    ]
+    lines = KernelModel().diagram(steps)
+    assert lines[lines.index("       task 3 sleeps on pipe of 0x20000") - 1].startswith(
+        "  3  cpu1: read(0, 4096) -> sleeps"
+    )
+    assert lines[-2:] == [
+        "       task 3 woken",
+        "       pipe 0x20000: 3072B of 1 in 1 of 2 buffers, 1 readers, 1 writers",
+    ]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from checkers.mutants import mutant
 from model import kernel
 from model.cgroup import cgroup
+from model.fs import pipe as fs_pipe
 from model.hw import mmu
 from model.mm import memory, mmap
 from model.sched import core
@@ -72,7 +73,7 @@ def exit_wakes_nobody(state: KernelState, parent: int, cpu: int) -> None:
     """exit_notify does not wake the parent (__wake_up_parent): a parent asleep in wait4 sleeps on."""
 
 
-def syscall_keeps_nr(state: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int:
+def syscall_keeps_nr(state: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int | None:
     """do_syscall_64 does not preset regs->ax to -ENOSYS: a number outside the table returns itself."""
     if nr in kernel.SYS_CALL_TABLE:
         return _do_syscall_64(state, cpu, nr, args)
@@ -113,11 +114,12 @@ def wp_page_copy_keeps_old_mapping(
 _do_wp_page = memory.do_wp_page
 
 
-def wake_parent_without_enqueue(state: KernelState, parent: int, cpu: int) -> None:
-    """__wake_up_parent sets the parent TASK_RUNNING itself instead of try_to_wake_up: it is runnable on no run queue."""
-    if parent in state.waiting:
-        state.waiting -= {parent}
-        core.set_task(state.sched, parent, state=TASK_RUNNING)
+def wake_up_without_enqueue(state: KernelState, queue: tuple[str, int], cpu: int) -> None:
+    """__wake_up sets each sleeper TASK_RUNNING itself instead of try_to_wake_up: it is runnable on no run queue."""
+    for t, sleep in sorted(state.sleeps.items()):
+        if sleep.queue == queue and not sleep.woken:
+            state.sleeps[t] = sleep._replace(woken=True)
+            core.set_task(state.sched, t, state=TASK_RUNNING)
 
 
 def exit_without_task_dead(state: SchedState, cpu: int) -> None:
@@ -134,17 +136,55 @@ def kill_without_wakeup(state: KernelState, t: int, cpu: int) -> None:
     """signal_wake_up is left out: a process killed while asleep in wait4 sleeps on with SIGKILL pending."""
 
 
-def kill_one_thread(state: KernelState, cpu: int, pid: int, target: int, sig: int) -> int:
-    """SIGKILL is queued to the thread named only, not to the whole group (no SIGNAL_GROUP_EXIT): its sibling threads run on."""
-    if sig != kernel.SIGKILL:
-        return -kernel.EINVAL
-    p = state.procs.get(target)
-    if p is None or p.tgid != target:
-        return -kernel.ESRCH
-    if target != kernel.INIT and not p.exit_state and p.mm is not None:
-        state.sigkill |= {target}
-        kernel.signal_wake_up(state, target, cpu)
-    return 0
+def group_exit_one_thread(state: KernelState, tgid: int, code: int, cpu: int) -> None:
+    """A fatal signal is queued to one thread only, not to the whole group (no SIGNAL_GROUP_EXIT, no zap_other_threads): its sibling threads run on."""
+    t = next(t for t in kernel.thread_group(state, tgid) if not state.procs[t].exit_state)
+    state.sigkill[t] = code
+    kernel.signal_wake_up(state, t, cpu)
+
+
+def pipe_write_wakes_nobody(state: KernelState, obj: int, cpu: int) -> None:
+    """pipe_write leaves out wake_up_interruptible_sync_poll(EPOLLIN): a reader asleep on the empty pipe sleeps on though bytes came."""
+
+
+def pipe_read_wakes_nobody(state: KernelState, obj: int, cpu: int) -> None:
+    """pipe_read leaves out wake_up_interruptible_sync_poll(EPOLLOUT): a writer asleep on the full pipe sleeps on though a buffer was freed."""
+
+
+def pipe_release_without_wakeup(state: KernelState, file: kernel.File, cpu: int) -> None:
+    """pipe_release drops the reader or writer count but wakes nobody: a reader waits for good on a pipe whose last writer closed."""
+    p = state.pipes[file.pipe]
+    readers = p.readers - (file.f_mode == kernel.FMODE_READ)
+    writers = p.writers - (file.f_mode == kernel.FMODE_WRITE)
+    if readers or writers:
+        state.pipes[file.pipe] = p._replace(readers=readers, writers=writers)
+    else:
+        _pipe_release(state, file, cpu)
+
+
+_pipe_release = kernel.pipe_release
+
+
+def merge_what_fits(pipe: Any, writer: int, total_len: int) -> tuple[Any, int]:
+    """pipe_write merges as much of the head as fits in the last buffer, not the whole head or nothing: a small write is split, and another writer's bytes may come between its parts."""
+    chars = total_len & (mmu.PAGE_SIZE - 1)
+    if not pipe.bufs or not chars:
+        return pipe, 0
+    last = pipe.bufs[-1]
+    chars = min(chars, mmu.PAGE_SIZE - last.offset - last.len)
+    if not chars:
+        return pipe, 0
+    last = last._replace(runs=fs_pipe.append(last.runs, writer, chars))
+    return pipe._replace(bufs=(*pipe.bufs[:-1], last)), chars
+
+
+def no_sigpipe(state: KernelState, sig: int, t: int, cpu: int) -> None:
+    """pipe_write fails with -EPIPE but sends no SIGPIPE: a writer to a pipe nobody reads runs on."""
+
+
+def dup_fd_without_get_file(state: KernelState, fds: tuple[int, ...]) -> tuple[int, ...]:
+    """dup_fd copies the parent's fd table without get_file: the files' f_count misses the child's fds, and the first close frees a file still in use."""
+    return fds
 
 
 def fork_tables_uncharged(state: KernelState, cpu: int, src: int, dst: int) -> bool:
@@ -209,6 +249,32 @@ _mutant(
     (MEMORY, "copy_page_range", fork_shares_writable),
 )
 _mutant("exit_without_wakeup", "wait_wakeable", "explore", (KERNEL, "wake_up_parent", exit_wakes_nobody))
+_mutant(
+    "pipe_write_wakes_no_reader",
+    "wait_wakeable",
+    "explore",
+    (KERNEL, "wake_up_pipe_readers", pipe_write_wakes_nobody),
+)
+_mutant(
+    "pipe_read_wakes_no_writer",
+    "wait_wakeable",
+    "stateful",
+    (KERNEL, "wake_up_pipe_writers", pipe_read_wakes_nobody),
+)
+_mutant(
+    "pipe_release_wakes_nobody",
+    "wait_wakeable",
+    "explore",
+    (KERNEL, "pipe_release", pipe_release_without_wakeup),
+)
+_mutant(
+    "pipe_write_splits_small_writes",
+    "pipe_write",
+    "explore",
+    ("model.fs.pipe", "merge_head", merge_what_fits),
+)
+_mutant("epipe_without_sigpipe", "pipe_write", "explore", (KERNEL, "send_sig", no_sigpipe))
+_mutant("fork_without_get_file", "files", "explore", (KERNEL, "dup_fd", dup_fd_without_get_file))
 _mutant("enosys_not_preset", "enosys", "explore", (KERNEL, "do_syscall_64", syscall_keeps_nr))
 _mutant(
     "mprotect_without_tlb_flush",
@@ -223,10 +289,10 @@ _mutant(
     (MEMORY, "do_wp_page", wp_page_copy_keeps_old_mapping),
 )
 _mutant(
-    "wake_parent_without_enqueue",
+    "wake_up_without_enqueue",
     "scheduler",
     "explore",
-    (KERNEL, "wake_up_parent", wake_parent_without_enqueue),
+    (KERNEL, "wake_up", wake_up_without_enqueue),
 )
 _mutant(
     "exit_without_task_dead",
@@ -235,8 +301,8 @@ _mutant(
     ("model.sched.core", "do_task_dead", exit_without_task_dead),
 )
 _mutant("tlb_flush_without_ipi", "tlb_coherent", "explore", (MEMORY, "flush_tlb_mm_range", flush_local_only))
-_mutant("kill_without_wakeup", "fatal_signal", "explore", (KERNEL, "signal_wake_up", kill_without_wakeup))
-_mutant("kill_one_thread", "fatal_signal", "explore", (KERNEL, "sys_kill", kill_one_thread))
+_mutant("kill_without_wakeup", "signals", "explore", (KERNEL, "signal_wake_up", kill_without_wakeup))
+_mutant("kill_one_thread", "signals", "explore", (KERNEL, "send_group_exit", group_exit_one_thread))
 _mutant(
     "fork_page_tables_uncharged",
     "memcg_charged",

@@ -40,9 +40,10 @@ def alloc_page(state: KernelState, cpu: int, migratetype: int) -> int | None:
     return buddy.alloc_block(state.mm, 0, migratetype, cpu)
 
 
-def pte_alloc_one(state: KernelState, cpu: int) -> int | None:
-    """A page-table page (x86's pte_alloc_one and its upper levels: __GFP_ACCOUNT), charged
-    to the current task's memcg; None when there is no page or no charge."""
+def alloc_page_account(state: KernelState, cpu: int) -> int | None:
+    """alloc_page(GFP_KERNEL_ACCOUNT), as x86's page-table pages (pte_alloc_one and its upper
+    levels) and pipe buffers are allocated: an unmovable page charged to the current task's
+    memcg (__memcg_kmem_charge); None when there is no page or no charge."""
     pfn = alloc_page(state, cpu, MIGRATE_UNMOVABLE)
     if pfn is not None and not state.memcg_kmem_charge(pfn, cpu):
         buddy.free_block(state.mm, pfn, 0, cpu)
@@ -50,28 +51,34 @@ def pte_alloc_one(state: KernelState, cpu: int) -> int | None:
     return pfn
 
 
-def pte_free(state: KernelState, table: int, cpu: int) -> None:
-    state.mem_cgroup_uncharge(table)
-    buddy.free_block(state.mm, table, 0, cpu)
+def free_page_account(state: KernelState, pfn: int, cpu: int) -> None:
+    """__free_page of such a page: uncharged (PageKmemcg in free_pages_prepare), then freed."""
+    state.mem_cgroup_uncharge(pfn)
+    buddy.free_block(state.mm, pfn, 0, cpu)
 
 
 def set_pte_at(state: KernelState, cpu: int, pgd: int, vaddr: int, pfn: int, flags: int) -> bool:
     """Install a PTE, allocating the missing page-table pages (__pud_alloc, __pmd_alloc,
-    __pte_alloc); False, with nothing allocated kept, when a table page is not to be had."""
-    tables: list[int] = []
+    __pte_alloc); False, with nothing allocated kept, when a table page is not to be had.
 
-    def alloc_table() -> int | None:
-        table = pte_alloc_one(state, cpu)
-        if table is not None:
-            tables.append(table)
-        return table
-
-    pt = mmu.set_pte_at(state.pt, pgd, vaddr, pfn, flags, alloc_table)
-    if pt is None:
-        for table in tables:
-            pte_free(state, table, cpu)
-        return False
+    Each table page is allocated before the tables are rebuilt from state.pt: its charge may
+    run the OOM killer, whose reaper changes another mm's page tables (the kernel's
+    allocation happens before the page-table lock is taken, for the same reason)."""
+    spare: list[int] = []
+    while True:
+        pool = list(spare)
+        pt = mmu.set_pte_at(state.pt, pgd, vaddr, pfn, flags, lambda pool=pool: pool.pop() if pool else None)  # type: ignore[misc]
+        if pt is not None:
+            break
+        table = alloc_page_account(state, cpu)
+        if table is None:
+            for table in spare:
+                free_page_account(state, table, cpu)
+            return False
+        spare.insert(0, table)
     state.pt = pt
+    for table in pool:  # a table another path added meanwhile
+        free_page_account(state, table, cpu)
     return True
 
 
@@ -200,7 +207,7 @@ def free_pgtables(state: KernelState, cpu: int, mm: int, start: int, end: int) -
     ceiling = min((v.vm_start for v in vmas if v.vm_start >= end), default=mmu.TASK_SIZE_TOP)
     state.pt, freed = mmu.free_pgd_range(state.pt, state.mms[mm].pgd, start, end, floor, ceiling)
     for table in freed:
-        pte_free(state, table, cpu)
+        free_page_account(state, table, cpu)
 
 
 def change_protection(state: KernelState, cpu: int, mm: int, start: int, end: int, vm_flags: int) -> None:
@@ -247,5 +254,5 @@ def exit_mmap(state: KernelState, cpu: int, mm: int) -> None:
         put_page(state, pfn, cpu)
     state.pt, freed = mmu.pgd_free(state.pt, pgd)
     for table in freed:
-        pte_free(state, table, cpu)
+        free_page_account(state, table, cpu)
     state.tlb = tuple(mmu.EMPTY_TLB if t.pgd == pgd else t for t in state.tlb)
