@@ -31,6 +31,7 @@ from model.kernel import (
     NR,
     SIGPIPE,
     SYS_CALL_TABLE,
+    SYSCALL_ACTIONS,
     KernelState,
     children,
     reapable,
@@ -376,10 +377,10 @@ def files(state: KernelState) -> list[str]:
 
 def _pipe_write(before: KernelState, step: Step) -> tuple[int, int, int] | None:
     """The writer, the pipe and the count of a step that is (or goes on with) a pipe write."""
-    if step.action not in ("syscall", "resume"):
+    if step.action not in ("fs_syscall", "resume"):
         return None
     pid = before.sched.rqs[step.args[0]].curr
-    if step.action == "syscall" and step.args[1] == NR["write"]:
+    if step.action == "fs_syscall" and step.args[1] == NR["write"]:
         fd, count = step.args[2]
         return pid, before.files[before.fdt[before.procs[pid].files][fd]].pipe, count
     if step.action == "resume" and before.sleeps[pid].nr == NR["write"]:
@@ -487,6 +488,41 @@ def memcg_charged(state: KernelState) -> list[str]:
 
 
 @invariant(
+    "kernel.pids_counted",
+    model=MODEL,
+    statement="pids.current of every cgroup but the root is the number of tasks in its subtree not "
+    "yet reaped (zombies count until release_task).",
+    source="kernel/cgroup/pids.c pids_can_fork, pids_can_attach, pids_release (cgroup_release)",
+)
+def pids_counted(state: KernelState) -> list[str]:
+    out = []
+    for cg, p in sorted(state.pids.items()):
+        if cg == ROOT:
+            continue
+        n = sum(1 for t in state.css_set.values() if in_subtree(state, t, cg))
+        if p.counter != n:
+            out.append(f"{path(state, cg)}: pids.current {p.counter}, but {n} tasks are in it")
+    return out
+
+
+@invariant(
+    "kernel.pids_fork_within_max",
+    model=MODEL,
+    statement="A fork or clone never takes a cgroup's pids.current above its pids.max, at any level.",
+    source="kernel/cgroup/pids.c pids_try_charge (cgroup_can_fork, before the task is visible)",
+    transition=True,
+)
+def pids_fork_within_max(before: KernelState, step: Step, after: KernelState) -> list[str]:
+    if step.action not in SYSCALL_ACTIONS or step.args[1] not in (NR["fork"], NR["clone"]):
+        return []
+    return [
+        f"a fork took {path(after, cg)} to pids.current {p.counter}, above pids.max {p.limit}"
+        for cg, p in sorted(after.pids.items())
+        if p.counter > p.limit and p.counter > before.pids[cg].counter
+    ]
+
+
+@invariant(
     "kernel.oom_in_memcg",
     model=MODEL,
     statement="The memcg OOM killer kills only a process inside the memcg whose limit refused the "
@@ -527,7 +563,7 @@ def _memory(state: KernelState) -> tuple[object, ...]:
     transition=True,
 )
 def enosys(before: KernelState, step: Step, after: KernelState) -> list[str]:
-    if step.action != "syscall" or step.args[1] in SYS_CALL_TABLE:
+    if step.action not in SYSCALL_ACTIONS or step.args[1] in SYS_CALL_TABLE:
         return []
     out = [f"system call {nr} returned {ret}, not -ENOSYS" for nr, ret in after.returns if ret != -ENOSYS]
     if _memory(before) != _memory(after):
@@ -547,7 +583,7 @@ _SCHED_STEPS = {NR["fork"]: "fork_task", NR["exit"]: "exit_task"}
 )
 def scheduler(before: KernelState, step: Step, after: KernelState) -> list[str]:
     sched_step = step
-    if step.action == "syscall" and step.args[1] in _SCHED_STEPS:
+    if step.action in SYSCALL_ACTIONS and step.args[1] in _SCHED_STEPS:
         name = _SCHED_STEPS[step.args[1]]
         sched_step = Step(name, (step.args[0], *step.args[2]) if name == "fork_task" else step.args[:1])
     out = []

@@ -53,13 +53,14 @@ call with -EINTR (no SA_RESTART). A child's exit wakes its parent's wait4 and se
 SIGCHLD; a parent ignoring SIGCHLD has its children reaped as they die. A fatal fault is
 the group's exit with SIGSEGV's status.
 
-The memory controller is the cgroup model's code (model/cgroup/memcontrol.py) on this
-state: boot_cgroups under the root (init runs in the first), cgroup.procs and
-memory.limit_in_bytes writes; anonymous pages charged to the mm owner's memcg, page tables
-and SLAB_ACCOUNT slabs to the allocating task's; the memcg OOM killer SIGKILLs and reaps
-the process in the memcg with the most pages mapped.
+The memory and pids controllers are the cgroup model's code (model/cgroup/memcontrol.py,
+pids.py) on this state: boot_cgroups under the root (init runs in the first), cgroup.procs,
+memory.limit_in_bytes and pids.max writes; anonymous pages charged to the mm owner's memcg,
+page tables, pipe pages and SLAB_ACCOUNT slabs to the allocating task's; the memcg OOM
+killer SIGKILLs and reaps the process in the memcg with the most pages mapped; fork and
+clone charged a pid in every level (cgroup_can_fork), a task uncharged when it is reaped.
 
-Not yet wired in: the cpu and pids controllers, mkdir and rmdir here, signal masks, file
+Not yet wired in: the cpu controller, mkdir and rmdir here, signal masks, file
 mappings and the page cache, swap, reclaim and kswapd.
 """
 
@@ -70,10 +71,11 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, NamedTuple
 
-from model.cgroup import memcontrol
+from model.cgroup import memcontrol, pids
 from model.cgroup.cgroup import ROOT, Cgroup, cgroup_mkdir, cgroup_procs_write, in_subtree
 from model.cgroup.model import one_machine
 from model.cgroup.page_counter import PageCounter
+from model.cgroup.pids import PidsCgroup
 from model.contract import Model, Step, action
 from model.fs import pipe as fs_pipe
 from model.fs.pipe import Pipe
@@ -148,6 +150,18 @@ SYS_CALL_TABLE = {
     62: "sys_kill",
 }
 NR = {name[4:]: nr for nr, name in SYS_CALL_TABLE.items()}
+# The random engines draw an action first, then its arguments: the system calls are three
+# actions, so that files and pipes, and signals, are not drowned by the thirty-odd others.
+FS_CALLS = frozenset(NR[n] for n in ("read", "write", "close", "pipe"))
+SIGNAL_CALLS = frozenset(NR[n] for n in ("kill", "rt_sigaction"))
+SYSCALL_ACTIONS = ("syscall", "fs_syscall", "signal_syscall")
+
+
+def syscall_action(nr: int) -> str:
+    """The action that makes system call nr (any number outside the table: ``syscall``)."""
+    return "fs_syscall" if nr in FS_CALLS else "signal_syscall" if nr in SIGNAL_CALLS else "syscall"
+
+
 # The calls that take the caller's mmap_sem for write (dup_mmap: the parent's).
 MMAP_SEM_WRITERS = {"sys_mmap", "sys_munmap", "sys_mprotect", "sys_brk", "sys_fork"}
 
@@ -232,13 +246,22 @@ class KernelConfig:
     # service manager moves itself out of the root) and the limits written to them.
     boot_cgroups: tuple[str, ...] = ("A", "B")
     limits: tuple[str, ...] = ("16K", "-1", "8X")
+    pids_limits: tuple[str, ...] = ("2", "max", "-1")  # values written to pids.max
     nr_open: int = 4  # the fds a table has
     pipe_buffers: int = 2  # a new pipe's ring (PIPE_DEF_BUFFERS is 16)
     pipe_writes: tuple[int, ...] = (3072, 6144)  # the bytes a pipe write asks for
     pipe_reads: tuple[int, ...] = (4096,)
 
     def __post_init__(self) -> None:
-        for name in ("mmap_pages", "brk_pages", "boot_cgroups", "limits", "pipe_writes", "pipe_reads"):
+        for name in (
+            "mmap_pages",
+            "brk_pages",
+            "boot_cgroups",
+            "limits",
+            "pids_limits",
+            "pipe_writes",
+            "pipe_reads",
+        ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         one_machine(self)
         if self.sched.tasks:
@@ -293,12 +316,13 @@ class KernelState:
     # (VM_READ | VM_WRITE | VM_EXEC) each page was asked for by mmap, mprotect or brk.
     stored: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     asked: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
-    # The memory controller (model/cgroup): the hierarchy, each task's cgroup, each memcg's
-    # page counter, and page->mem_cgroup of every charged page.
+    # The memory and pids controllers (model/cgroup): the hierarchy, each task's cgroup, each
+    # memcg's page counter, page->mem_cgroup of every charged page, each cgroup's pids.
     cgroups: dict[int, Cgroup] = field(default_factory=dict)
     css_set: dict[int, int] = field(default_factory=dict)
     memory: dict[int, PageCounter] = field(default_factory=dict)
     page_memcg: dict[int, int] = field(default_factory=dict)
+    pids: dict[int, PidsCgroup] = field(default_factory=dict)  # the pids controller's counters
     boot: tuple[str, ...] = field(default=())  # start_kernel's steps, in order
     # The checker's record of the last step, kept beside the state (out of its fingerprint):
     # each system call it made with what it returned, and the charge, OOM and signal events.
@@ -617,8 +641,8 @@ def sys_brk(state: KernelState, cpu: int, pid: int, new_brk: int) -> int:
 def sys_fork(state: KernelState, cpu: int, pid: int, target: int) -> int:
     """kernel/fork.c _do_fork -> copy_process: a task_struct, dup_mm (a new mm with the
     parent's VMAs, its pages shared copy-on-write), sched_fork; then wake_up_new_task on
-    target. The child's pid, -EAGAIN past the task limit, -ENOMEM without memory,
-    -ERESTARTNOINTR if a signal came meanwhile (copy_process's recalc_sigpending check)."""
+    target. The child's pid, -EAGAIN past the task limit or a pids.max, -ENOMEM without
+    memory, -ERESTARTNOINTR if a signal came meanwhile."""
     if len(state.procs) >= state.max_threads:
         return -EAGAIN
     task = kmem_cache_alloc(state, "task_struct", cpu)
@@ -627,11 +651,12 @@ def sys_fork(state: KernelState, cpu: int, pid: int, target: int) -> int:
     parent_mm = state.procs[pid].mm
     assert parent_mm is not None
     mm = dup_mm(state, cpu, parent_mm)
-    if not mm or signal_pending(state, pid):
+    err = copy_process_checks(state, pid) if mm else -ENOMEM
+    if err:
         if mm:
             mmput(state, mm, cpu)
         kmem_cache_free(state, task, cpu)
-        return -ERESTARTNOINTR if mm else -ENOMEM
+        return err
     child = SchedModel.fork(state.sched, cpu, target)
     parent = state.procs[pid]
     state.fdt[child] = dup_fd(state, state.fdt[parent.files])
@@ -640,6 +665,20 @@ def sys_fork(state: KernelState, cpu: int, pid: int, target: int) -> int:
         state.sighand[child] = state.sighand[parent.tgid]
     state.css_set[child] = state.css_set[pid]  # cgroup_post_fork: the parent's cgroup
     return child
+
+
+def copy_process_checks(state: KernelState, pid: int) -> int:
+    """copy_process's checks after its allocations: cgroup_can_fork (the pids controller's
+    charge: -EAGAIN past a pids.max), then, the charge cancelled if it fails, a signal that
+    came meanwhile (recalc_sigpending: -ERESTARTNOINTR, the fork done again after it; an
+    allocation's OOM kill may have chosen this very group, whose new thread would escape)."""
+    err = pids.pids_can_fork(state, state.css_set[pid])
+    if err:
+        return err
+    if signal_pending(state, pid):
+        pids.pids_uncharge(state, state.css_set[pid], 1)  # cgroup_cancel_fork
+        return -ERESTARTNOINTR
+    return 0
 
 
 def dup_fd(state: KernelState, fds: tuple[int, ...]) -> tuple[int, ...]:
@@ -662,9 +701,10 @@ def sys_clone(state: KernelState, cpu: int, pid: int, flags: int, target: int) -
     task = kmem_cache_alloc(state, "task_struct", cpu)
     if not task:
         return -ENOMEM
-    if signal_pending(state, pid):  # the charge's OOM kill may have chosen this very group
+    err = copy_process_checks(state, pid)
+    if err:
         kmem_cache_free(state, task, cpu)
-        return -ERESTARTNOINTR
+        return err
     p = state.procs[pid]
     child = SchedModel.fork(state.sched, cpu, target)
     state.procs[child] = Proc(p.parent, p.mm, task, p.tgid, files=p.files)
@@ -982,9 +1022,10 @@ def get_signal(state: KernelState, cpu: int) -> int:
 
 
 def release_task(state: KernelState, pid: int, cpu: int) -> None:
-    """kernel/exit.c release_task: the task leaves its cgroup and its task_struct is freed;
-    with its group's last task go its handlers and shared pending signals."""
-    del state.css_set[pid]
+    """kernel/exit.c release_task: the task leaves its cgroup (cgroup_release: the pids
+    controller uncharges it) and its task_struct is freed; with its group's last task go
+    its handlers and shared pending signals."""
+    pids.pids_release(state, state.css_set.pop(pid))
     tgid = state.procs[pid].tgid
     kmem_cache_free(state, state.procs.pop(pid).task_struct, cpu)
     if not thread_group(state, tgid):
@@ -1263,7 +1304,7 @@ def _callers(s: KernelState) -> list[tuple[int, int]]:
     return [(cpu, pid) for cpu in range(len(s.tlb)) if (pid := s.current(cpu)) is not None]
 
 
-def _syscall_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int, tuple[int, ...]]]:
+def _all_syscalls(m: KernelModel, s: KernelState) -> list[tuple[int, int, tuple[int, ...]]]:
     out: list[tuple[int, int, tuple[int, ...]]] = []
     ncpus = len(s.tlb)
     for cpu, pid in _callers(s):
@@ -1308,6 +1349,13 @@ def _syscall_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int, 
     return out
 
 
+def _syscall_domain(action: str) -> Any:
+    def domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int, tuple[int, ...]]]:
+        return [c for c in _all_syscalls(m, s) if syscall_action(c[1]) == action]
+
+    return domain
+
+
 def _access_domain(write: bool) -> Any:
     """Every page of the running task's VMAs and an address no VMA covers; init's threads
     (whose SIGSEGV would panic the kernel) only what they may access."""
@@ -1338,15 +1386,16 @@ def _attach_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int]]:
     ]
 
 
-def _write_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, str]]:
-    """The configured limits, and one page above the memcg's usage: a squeeze that leaves the
-    next charge to reclaim or the OOM killer."""
-    return [
-        (cg, value)
-        for cg in sorted(s.cgroups)
-        if cg != ROOT
-        for value in (*m.config.limits, f"{(s.memory[cg].usage + 1) * PAGE_SIZE // 1024}K")
-    ]
+def _write_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, str, str]]:
+    """The configured limits, and for memory one page above the memcg's usage: a squeeze
+    that leaves the next charge to reclaim or the OOM killer."""
+    out = []
+    for cg in sorted(s.cgroups):
+        if cg != ROOT:
+            squeeze = f"{(s.memory[cg].usage + 1) * PAGE_SIZE // 1024}K"
+            out += [(cg, "memory.limit_in_bytes", v) for v in (*m.config.limits, squeeze)]
+            out += [(cg, "pids.max", v) for v in m.config.pids_limits]
+    return out
 
 
 def _signal_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
@@ -1382,7 +1431,7 @@ def _kernel_init_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
 # Small: two CPUs, up to four tasks (init, kthreadd and two more), 38 page frames, pipes
 # of two buffers.
 SMALL = KernelConfig()
-# Large: two CPUs, up to eight tasks, 1,024 page frames, pipes of four buffers.
+# Large: two CPUs, up to eight tasks, 1,024 page frames, pipes of two buffers.
 LARGE = KernelConfig(
     sched=SchedConfig(nr_cpus=2, tasks=(), max_tasks=8, nice_values=(), preempt_sections=False),
     slub=replace(
@@ -1400,7 +1449,7 @@ LARGE = KernelConfig(
     brk_pages=(0, 1, 2),
     max_vmas=6,
     nr_open=6,
-    pipe_buffers=4,
+    pipe_buffers=2,
     pipe_writes=(1024, 3072, 4096, 8192),
     pipe_reads=(1024, 8192),
     limits=("64K", "8X"),  # and the squeeze: limits only tighten, and the OOM killer gets work
@@ -1416,7 +1465,7 @@ class KernelModel(Model[KernelState, KernelConfig]):
     profiles: ClassVar[dict[str, Any]] = {"small": SMALL, "large": LARGE}
     # Random runs draw system calls (of which there are some thirty kinds) and stores (which
     # fault pages in and charge them) more often than a timer tick or a cgroup write.
-    weights: ClassVar[dict[str, int]] = {"syscall": 3, "store": 2}
+    weights: ClassVar[dict[str, int]] = {"syscall": 3, "fs_syscall": 2, "store": 2}
 
     def __init__(self, config: KernelConfig | None = None) -> None:
         super().__init__(config)
@@ -1451,10 +1500,12 @@ class KernelModel(Model[KernelState, KernelConfig]):
             self.config.pipe_buffers,
             cgroups={ROOT: Cgroup("", None, ROOT_TASK_GROUP)},
             memory={ROOT: PageCounter()},
+            pids={ROOT: PidsCgroup()},
         )
         slab.kmem = state
-        for name in self.config.boot_cgroups:  # cgroup_init, then the memory cgroups
-            state.memory[cgroup_mkdir(state, ROOT, name, ROOT_TASK_GROUP)] = PageCounter()
+        for name in self.config.boot_cgroups:  # cgroup_init, then the boot cgroups
+            cg = cgroup_mkdir(state, ROOT, name, ROOT_TASK_GROUP)
+            state.memory[cg], state.pids[cg] = PageCounter(), PidsCgroup()
         boot += ["cgroup_init", "rest_init"]
         for pid, target in ((INIT, 0), (KTHREADD, self.config.sched.nr_cpus - 1)):  # kernel_thread
             task = kmem_cache_alloc(state, "task_struct", 0)
@@ -1464,6 +1515,7 @@ class KernelModel(Model[KernelState, KernelConfig]):
         state.procs[INIT] = state.procs[INIT]._replace(files=INIT)  # the init program's fd table
         state.fdt[INIT] = (0,) * self.config.nr_open
         state.css_set[INIT] = min(c for c in state.cgroups if c != ROOT)
+        pids.pids_charge(state, state.css_set[INIT], 1)
         for cpu in range(self.config.sched.nr_cpus):
             core.schedule(state.sched, cpu)
         while self.kernel_init_pending(state):
@@ -1499,7 +1551,7 @@ class KernelModel(Model[KernelState, KernelConfig]):
             before = state
             state, result = self.step(state, self.action_by_name[step.action], step.args)
             running = " ".join(f"cpu{c}:{_task(state.sched.rqs[c].curr)}" for c in range(len(state.tlb)))
-            slept = result is None and step.action in ("syscall", "resume")
+            slept = result is None and step.action in (*SYSCALL_ACTIONS, "resume")
             lines.append(f"{n:>3}  {_call(step)} -> {'sleeps' if slept else _num(result)}    [{running}]")
             lines += [f"       {line}" for line in _changes(before, state)]
         return lines
@@ -1515,9 +1567,19 @@ class KernelModel(Model[KernelState, KernelConfig]):
         core.set_task(s.sched, KTHREADD, state=TASK_INTERRUPTIBLE)
         core.schedule(s.sched, cpu)
 
-    @action("cpu", "nr", "args", domain=_syscall_domain)
+    @action("cpu", "nr", "args", domain=_syscall_domain("syscall"))
     def syscall(self, s: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int | None:
         """The running task's SYSCALL instruction: entry_SYSCALL_64 -> do_syscall_64."""
+        return do_syscall_64(s, cpu, nr, args)
+
+    @action("cpu", "nr", "args", domain=_syscall_domain("fs_syscall"))
+    def fs_syscall(self, s: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int | None:
+        """A system call on files and pipes (read, write, close, pipe), as ``syscall``."""
+        return do_syscall_64(s, cpu, nr, args)
+
+    @action("cpu", "nr", "args", domain=_syscall_domain("signal_syscall"))
+    def signal_syscall(self, s: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int | None:
+        """A system call on signals (kill, rt_sigaction), as ``syscall``."""
         return do_syscall_64(s, cpu, nr, args)
 
     @action("cpu", "vaddr", domain=_access_domain(write=False))
@@ -1537,14 +1599,18 @@ class KernelModel(Model[KernelState, KernelConfig]):
         err = cgroup_procs_write(s, tgid, cg)
         if not err:
             for t in thread_group(s, tgid):
+                pids.pids_can_attach(s, s.css_set[t], cg)
                 s.css_set[t] = cg
         return err
 
-    @action("cg", "value", domain=_write_domain)
-    def write(self, s: KernelState, cg: int, value: str) -> int:
-        """A write to the cgroup's memory.limit_in_bytes: 0, -EINVAL for a bad value, -EBUSY
-        below the usage (nothing is reclaimable: anonymous pages need swap)."""
-        return memcontrol.mem_cgroup_write(s, cg, "memory.limit_in_bytes", value, 0)
+    @action("cg", "file", "value", domain=_write_domain)
+    def write(self, s: KernelState, cg: int, file: str, value: str) -> int:
+        """A write to the cgroup's memory.limit_in_bytes (0, -EINVAL for a bad value, -EBUSY
+        below the usage: nothing is reclaimable, anonymous pages need swap) or pids.max (0,
+        -EINVAL; it may be below the count, which blocks forks only)."""
+        if file == "pids.max":
+            return pids.pids_max_write(s, cg, value)
+        return memcontrol.mem_cgroup_write(s, cg, file, value, 0)
 
     @action("cpu", domain=_signal_domain)
     def signal(self, s: KernelState, cpu: int) -> int:
@@ -1577,7 +1643,7 @@ def _num(a: Any) -> str:
 def _call(step: Step) -> str:
     if step.action == "resume":
         return f"cpu{step.args[0]}: resume"
-    if step.action != "syscall":
+    if step.action not in SYSCALL_ACTIONS:
         return f"{step.action}({', '.join(map(_num, step.args))})"
     cpu, nr, args = step.args
     name = SYS_CALL_TABLE.get(nr, f"syscall {nr}").removeprefix("sys_")
@@ -1635,14 +1701,14 @@ def _changes(before: KernelState, after: KernelState) -> list[str]:
             if d0.get(k) != d1.get(k):
                 out.append(f"{who} {k} has signals {sorted(d1.get(k, ()))} pending")
     for obj in sorted(set(before.pipes) | set(after.pipes)):
-        p0, p1 = before.pipes.get(obj), after.pipes.get(obj)
-        if p1 is None:
+        r0, r1 = before.pipes.get(obj), after.pipes.get(obj)
+        if r1 is None:
             out.append(f"pipe {obj:#x} freed")
-        elif p0 != p1:
-            runs = " ".join(f"{n}B of {w}" for w, n in fs_pipe.contents(p1)) or "empty"
+        elif r0 != r1:
+            runs = " ".join(f"{n}B of {w}" for w, n in fs_pipe.contents(r1)) or "empty"
             out.append(
-                f"pipe {obj:#x}: {runs} in {len(p1.bufs)} of {p1.buffers} buffers, "
-                f"{p1.readers} readers, {p1.writers} writers"
+                f"pipe {obj:#x}: {runs} in {len(r1.bufs)} of {r1.buffers} buffers, "
+                f"{r1.readers} readers, {r1.writers} writers"
             )
     for key in sorted(set(before.fdt) | set(after.fdt)):
         if before.fdt.get(key) != after.fdt.get(key):

@@ -16,8 +16,10 @@ from model.hw import mmu
 from model.hw.mmu import PAGE_SIZE
 from model.kernel import (
     CLONE_THREAD_FLAGS,
+    EAGAIN,
     ECHILD,
     EINTR,
+    EINVAL,
     ENOSYS,
     EPIPE,
     ESRCH,
@@ -32,10 +34,12 @@ from model.kernel import (
     SMALL,
     STACK_TOP,
     START_BRK,
+    SYSCALL_ACTIONS,
     KernelConfig,
     KernelModel,
     KernelState,
     NR_syscalls,
+    syscall_action,
 )
 from model.mm import mmap
 from model.sched.sched import TASK_INTERRUPTIBLE, idle_pid
@@ -64,7 +68,7 @@ def run(
 
 
 def syscall(cpu: int, name: str, *args: int) -> tuple[str, tuple[Any, ...]]:
-    return ("syscall", (cpu, NR[name], tuple(args)))
+    return (syscall_action(NR[name]), (cpu, NR[name], tuple(args)))
 
 
 def test_boot_runs_start_kernel_in_order_and_leaves_init_and_kthreadd() -> None:
@@ -286,7 +290,7 @@ def test_sigkill_wakes_a_sleeper_and_every_thread_dies_on_its_way_back_to_user_m
     state, (result,) = run(model, state, ("resume", (cpu,)))
     assert result == -EINTR
     on_cpu = {a.name for a, args in model.enabled(state) if args[:1] == (cpu,)}
-    assert "signal" in on_cpu and not on_cpu & {"syscall", "load", "store"}  # it can only die
+    assert "signal" in on_cpu and not on_cpu & {*SYSCALL_ACTIONS, "load", "store"}  # it can only die
     state, _ = run(model, state, ("signal", (cpu,)))
     assert state.procs[child].exit_state and state.procs[child].exit_code == SIGKILL
     assert state.procs[grandchild].parent == INIT
@@ -319,7 +323,7 @@ def test_the_memcg_oom_killer_kills_inside_the_memcg_and_reaps_at_once() -> None
     state = model.init_state()
     a = state.css_set[INIT]
     state, (child, _) = run(model, state, syscall(0, "fork", 1), ("store", (1, STACK)))
-    state, (result,) = run(model, state, ("write", (a, "36K")))
+    state, (result,) = run(model, state, ("write", (a, "memory.limit_in_bytes", "36K")))
     assert result == 0 and state.memory[a].usage == state.memory[a].max == 9
     # init's fault finds /A full: the child, the only other process there, is killed and its
     # page reaped; the page tables init needs next find nothing more to kill.
@@ -338,7 +342,9 @@ def test_a_copy_on_write_fault_whose_charge_reaps_its_own_mm_is_retried() -> Non
     state, (_, child) = run(model, state, ("load", (0, STACK)), syscall(0, "fork", 1))
     b = next(c for c in state.cgroups if state.cgroups[c].name == "B")
     state, (_, addr) = run(model, state, ("attach", (child, b)), syscall(1, "mmap", 0, PAGE_SIZE, RW, ANON))
-    state, (_, result) = run(model, state, ("store", (1, addr)), ("write", (b, "20K")))
+    state, (_, result) = run(
+        model, state, ("store", (1, addr)), ("write", (b, "memory.limit_in_bytes", "20K"))
+    )
     # /B holds the child's vm_area_struct slab, its mapping's three page tables and its page.
     assert result == 0 and state.memory[b].usage == state.memory[b].max == 5
     shared = mmu.walk(state.pt, state.mms[state.procs[INIT].mm].pgd, STACK)
@@ -461,7 +467,7 @@ def test_a_handled_signal_interrupts_wait4_and_runs_its_handler() -> None:
     init_cpu = next(c for c in range(2) if state.sched.rqs[c].curr == INIT)
     state, (ret,) = run(model, state, ("resume", (init_cpu,)))
     assert ret == -EINTR  # no child to reap yet, and a signal to take first
-    assert "syscall" not in {a.name for a, args in model.enabled(state) if args[:1] == (init_cpu,)}
+    assert not set(SYSCALL_ACTIONS) & {a.name for a, args in model.enabled(state) if args[:1] == (init_cpu,)}
     state, (sig,) = run(model, state, ("signal", (init_cpu,)))
     assert sig == SIGCHLD and not state.shared_pending
     # execve keeps what is ignored and resets what is handled.
@@ -473,10 +479,10 @@ def test_a_handled_signal_interrupts_wait4_and_runs_its_handler() -> None:
 
 def test_a_diagram_shows_sleeps_wakeups_and_pipes() -> None:
     steps = [
-        Step("syscall", (0, NR["pipe"], ())),
+        Step("fs_syscall", (0, NR["pipe"], ())),
         Step("syscall", (0, NR["fork"], (1,))),
-        Step("syscall", (1, NR["read"], (0, 4096))),
-        Step("syscall", (0, NR["write"], (1, 3072))),
+        Step("fs_syscall", (1, NR["read"], (0, 4096))),
+        Step("fs_syscall", (0, NR["write"], (1, 3072))),
     ]
     lines = KernelModel().diagram(steps)
     assert lines[lines.index("       task 3 sleeps on pipe of 0x20000") - 1].startswith(
@@ -486,3 +492,21 @@ def test_a_diagram_shows_sleeps_wakeups_and_pipes() -> None:
         "       task 3 woken",
         "       pipe 0x20000: 3072B of 1 in 1 of 2 buffers, 1 readers, 1 writers",
     ]
+
+
+def test_pids_max_refuses_a_fork_until_a_zombie_is_reaped() -> None:
+    model = KernelModel(replace(SMALL, sched=replace(SMALL.sched, max_tasks=5)))
+    state = model.init_state()
+    a = state.css_set[INIT]
+    assert state.pids[a].counter == 1  # init
+    state, (ret, child, refused) = run(
+        model, state, ("write", (a, "pids.max", "2")), syscall(0, "fork", 1), syscall(0, "fork", 1)
+    )
+    assert ret == 0 and state.pids[a].counter == 2 and refused == -EAGAIN
+    # The child's zombie still holds its pid; wait4 reaps it and gives the pid back.
+    state, _ = run(model, state, syscall(1, "exit", 0))
+    assert run(model, state, syscall(0, "fork", 1))[1] == [-EAGAIN]
+    state, (reaped,) = run(model, state, syscall(0, "wait4"))
+    assert reaped == child and state.pids[a].counter == 1
+    state, (ret, bad) = run(model, state, ("write", (a, "pids.max", "max")), ("write", (a, "pids.max", "-1")))
+    assert ret == 0 and bad == -EINVAL and state.pids[a].limit > 2

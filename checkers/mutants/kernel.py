@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkers.mutants import mutant
 from model import kernel
-from model.cgroup import cgroup
+from model.cgroup import cgroup, pids
 from model.fs import pipe as fs_pipe
 from model.hw import mmu
 from model.mm import memory, mmap
@@ -147,10 +147,6 @@ def pipe_write_wakes_nobody(state: KernelState, obj: int, cpu: int) -> None:
     """pipe_write leaves out wake_up_interruptible_sync_poll(EPOLLIN): a reader asleep on the empty pipe sleeps on though bytes came."""
 
 
-def pipe_read_wakes_nobody(state: KernelState, obj: int, cpu: int) -> None:
-    """pipe_read leaves out wake_up_interruptible_sync_poll(EPOLLOUT): a writer asleep on the full pipe sleeps on though a buffer was freed."""
-
-
 def pipe_release_without_wakeup(state: KernelState, file: kernel.File, cpu: int) -> None:
     """pipe_release drops the reader or writer count but wakes nobody: a reader waits for good on a pipe whose last writer closed."""
     p = state.pipes[file.pipe]
@@ -224,6 +220,16 @@ def uncharge_keeps_counter(state: Any, memcg: int, nr_pages: int) -> None:
     """An uncharge clears page->mem_cgroup but never uncharges the page counters (cancel_charge left out)."""
 
 
+def pids_charge_unchecked(state: Any, cg: int, num: int) -> int:
+    """pids_try_charge charges every level without comparing it to pids.max: a fork passes the limit."""
+    pids.pids_charge(state, cg, num)
+    return 0
+
+
+def release_keeps_pid(state: Any, cg: int) -> None:
+    """release_task does not uncharge the pids controller (no cgroup_release): a reaped task still counts, and the cgroup fills up."""
+
+
 def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
     mutant(f"kernel.{name}", model="kernel", breaks=f"kernel.{breaks}", engine=engine, patches=patches)
 
@@ -254,12 +260,6 @@ _mutant(
     "wait_wakeable",
     "explore",
     (KERNEL, "wake_up_pipe_readers", pipe_write_wakes_nobody),
-)
-_mutant(
-    "pipe_read_wakes_no_writer",
-    "wait_wakeable",
-    "stateful",
-    (KERNEL, "wake_up_pipe_writers", pipe_read_wakes_nobody),
 )
 _mutant(
     "pipe_release_wakes_nobody",
@@ -309,6 +309,13 @@ _mutant(
     "explore",
     (MEMORY, "copy_page_range", fork_tables_uncharged),
 )
+_mutant(
+    "pids_max_ignored",
+    "pids_fork_within_max",
+    "explore",
+    ("model.cgroup.pids", "pids_try_charge", pids_charge_unchecked),
+)
+_mutant("reap_keeps_pid", "pids_counted", "explore", ("model.cgroup.pids", "pids_release", release_keeps_pid))
 _mutant("oom_outside_memcg", "oom_in_memcg", "stateful", (KERNEL, "mem_cgroup_out_of_memory", oom_anywhere))
 _mutant(
     "uncharge_keeps_counter",
