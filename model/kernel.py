@@ -114,6 +114,7 @@ SIG_IGN = 1
 SIG_HANDLER = 0x401000  # a handler function in the program's text
 FMODE_READ = 0x1
 FMODE_WRITE = 0x2
+O_NONBLOCK = 0o4000
 INIT = 1  # the child reaper
 KTHREADD = 2
 MIGRATE_UNMOVABLE = MIGRATETYPE["MIGRATE_UNMOVABLE"]
@@ -148,11 +149,12 @@ SYS_CALL_TABLE = {
     60: "sys_exit",
     61: "sys_wait4",
     62: "sys_kill",
+    293: "sys_pipe2",
 }
 NR = {name[4:]: nr for nr, name in SYS_CALL_TABLE.items()}
 # The random engines draw an action first, then its arguments: the system calls are three
 # actions, so that files and pipes, and signals, are not drowned by the thirty-odd others.
-FS_CALLS = frozenset(NR[n] for n in ("read", "write", "close", "pipe"))
+FS_CALLS = frozenset(NR[n] for n in ("read", "write", "close", "pipe", "pipe2"))
 SIGNAL_CALLS = frozenset(NR[n] for n in ("kill", "rt_sigaction"))
 SYSCALL_ACTIONS = ("syscall", "fs_syscall", "signal_syscall")
 
@@ -179,11 +181,13 @@ class Proc(NamedTuple):
 
 
 class File(NamedTuple):
-    """struct file of a pipe end: the pipe_inode_info, FMODE_READ or FMODE_WRITE, f_count."""
+    """struct file of a pipe end: the pipe_inode_info, FMODE_READ or FMODE_WRITE, f_count,
+    and f_flags (O_NONBLOCK or 0)."""
 
     pipe: int
     f_mode: int
     f_count: int
+    f_flags: int = 0
 
 
 class Sleep(NamedTuple):
@@ -1044,10 +1048,17 @@ def fd_file(state: KernelState, pid: int, fd: int, f_mode: int) -> int:
 
 
 def sys_pipe(state: KernelState, cpu: int, pid: int) -> int:
+    return sys_pipe2(state, cpu, pid, 0)
+
+
+def sys_pipe2(state: KernelState, cpu: int, pid: int, flags: int) -> int:
     """fs/pipe.c do_pipe2: create_pipe_files (alloc_pipe_info's pipe_inode_info and a struct
-    file for each end), then the two lowest free fds, the read end first. 0 (the fds, which
-    the kernel copies to the caller's int[2], are what the fd table shows); -ENFILE without
-    memory; -EMFILE with fewer than two fds free."""
+    file for each end, O_NONBLOCK in their f_flags if asked), then the two lowest free fds,
+    the read end first. 0 (the fds, which the kernel copies to the caller's int[2], are
+    what the fd table shows); -EINVAL for another flag; -ENFILE without memory; -EMFILE
+    with fewer than two fds free."""
+    if flags & ~O_NONBLOCK:
+        return -EINVAL
     key = state.procs[pid].files
     free = [fd for fd, f in enumerate(state.fdt[key]) if not f][:2]
     objs = [kmem_cache_alloc(state, cache, cpu) for cache in ("pipe_inode_info", "filp", "filp")]
@@ -1058,8 +1069,8 @@ def sys_pipe(state: KernelState, cpu: int, pid: int) -> int:
         return -ENFILE if not all(objs) else -EMFILE
     obj, rf, wf = objs
     state.pipes[obj] = Pipe(state.pipe_buffers, readers=1, writers=1)
-    state.files[rf] = File(obj, FMODE_READ, 1)
-    state.files[wf] = File(obj, FMODE_WRITE, 1)
+    state.files[rf] = File(obj, FMODE_READ, 1, flags)
+    state.files[wf] = File(obj, FMODE_WRITE, 1, flags)
     fds = list(state.fdt[key])
     fds[free[0]], fds[free[1]] = rf, wf
     state.fdt[key] = tuple(fds)
@@ -1133,8 +1144,9 @@ def waiting_writers(state: KernelState, obj: int) -> bool:
 def sys_read(state: KernelState, cpu: int, pid: int, fd: int, count: int) -> int | None:
     """fs/pipe.c pipe_read: bytes from the front of the ring until count are read or it is
     empty. With nothing read it sleeps while there is a writer; with some read it returns,
-    unless a writer sleeps in pipe_write (whose bytes it waits for). Emptying a buffer wakes
-    the writers. The bytes read; 0 at the end of file; -EINTR; -EBADF."""
+    unless a writer sleeps in pipe_write (whose bytes it waits for, even with O_NONBLOCK).
+    Emptying a buffer wakes the writers. The bytes read; 0 at the end of file; -EAGAIN
+    (O_NONBLOCK), -EINTR, -EBADF."""
     sleep = resumed(state, pid)
     f = sleep.file if sleep else fd_file(state, pid, fd, FMODE_READ)
     if not f:
@@ -1154,8 +1166,14 @@ def sys_read(state: KernelState, cpu: int, pid: int, fd: int, count: int) -> int
             if done == count or p.bufs:
                 break
             continue
-        if not p.writers or (done and not waiting_writers(state, obj)):
+        if not p.writers:
             break
+        if not waiting_writers(state, obj):
+            if done:
+                break
+            if state.files[f].f_flags & O_NONBLOCK:
+                done = -EAGAIN
+                break
         if signal_pending(state, pid):
             done = done or -EINTR
             break
@@ -1176,8 +1194,8 @@ def sys_write(state: KernelState, cpu: int, pid: int, fd: int, count: int) -> in
     """fs/pipe.c pipe_write: with no reader, SIGPIPE and -EPIPE. A fresh call first merges
     the head of its bytes (count % PAGE_SIZE) into the last buffer if it fits there; then
     fills fresh pages (the pipe's tmp_page first) while the ring has room, and sleeps when it
-    has none, having woken the readers. Any write wakes the readers. The bytes written;
-    -EINTR, -ENOMEM or -EPIPE when none were; -EBADF."""
+    has none (O_NONBLOCK: returns), having woken the readers. Any write wakes the readers.
+    The bytes written; -EAGAIN, -EINTR, -ENOMEM or -EPIPE when none were; -EBADF."""
     sleep = resumed(state, pid)
     f = sleep.file if sleep else fd_file(state, pid, fd, FMODE_WRITE)
     if not f:
@@ -1204,6 +1222,9 @@ def sys_write(state: KernelState, cpu: int, pid: int, fd: int, count: int) -> in
             done += n
             do_wakeup = True
             continue
+        if state.files[f].f_flags & O_NONBLOCK:
+            ret = done or -EAGAIN
+            break
         if signal_pending(state, pid):
             ret = done or -EINTR
             break
@@ -1336,7 +1357,7 @@ def _all_syscalls(m: KernelModel, s: KernelState) -> list[tuple[int, int, tuple[
             for h in (SIG_DFL, SIG_IGN, SIG_HANDLER)
             if handlers.get(sig, SIG_DFL) != h
         ]
-        calls.append((NR["pipe"], ()))
+        calls += [(NR["pipe"], ()), (NR["pipe2"], (O_NONBLOCK,))]
         for fd, f in enumerate(s.fdt[s.procs[pid].files]):
             if f:
                 calls.append((NR["close"], (fd,)))

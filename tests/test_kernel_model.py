@@ -26,6 +26,7 @@ from model.kernel import (
     INIT,
     KTHREADD,
     NR,
+    O_NONBLOCK,
     SIG_HANDLER,
     SIG_IGN,
     SIGCHLD,
@@ -510,3 +511,19 @@ def test_pids_max_refuses_a_fork_until_a_zombie_is_reaped() -> None:
     assert reaped == child and state.pids[a].counter == 1
     state, (ret, bad) = run(model, state, ("write", (a, "pids.max", "max")), ("write", (a, "pids.max", "-1")))
     assert ret == 0 and bad == -EINVAL and state.pids[a].limit > 2
+
+
+def test_an_o_nonblock_pipe_returns_eagain_instead_of_sleeping() -> None:
+    model = KernelModel()
+    state = model.init_state()
+    state, (ret, empty, full, partial, again) = run(
+        model,
+        state,
+        syscall(0, "pipe2", O_NONBLOCK),
+        syscall(0, "read", 0, 4096),
+        syscall(0, "write", 1, 6144),  # both buffers
+        syscall(0, "write", 1, 3072),
+        syscall(0, "read", 0, 4096),
+    )
+    assert (ret, empty, full, partial, again) == (0, -EAGAIN, 6144, -EAGAIN, 4096)
+    assert not state.sleeps and state.files[state.fdt[INIT][0]].f_flags == O_NONBLOCK
