@@ -914,7 +914,7 @@ def send_signal(state: KernelState, target: int, sig: int, cpu: int, group: bool
         send_group_exit(state, tgid, sig, cpu)
         return
     if group:
-        running = {state.sched.rqs[cpu].curr for cpu in range(len(state.tlb))}
+        running = {state.sched.rqs[c].curr for c in range(len(state.tlb))}
         live = [t for t in thread_group(state, tgid) if not state.procs[t].exit_state]
         wants = [t for t in live if t in running or not signal_pending(state, t)]
         state.shared_pending[tgid] = state.shared_pending.get(tgid, frozenset()) | {sig}

@@ -61,9 +61,10 @@ def set_pte_at(state: KernelState, cpu: int, pgd: int, vaddr: int, pfn: int, fla
     """Install a PTE, allocating the missing page-table pages (__pud_alloc, __pmd_alloc,
     __pte_alloc); False, with nothing allocated kept, when a table page is not to be had.
 
-    Each table page is allocated before the tables are rebuilt from state.pt: its charge may
-    run the OOM killer, whose reaper changes another mm's page tables (the kernel's
-    allocation happens before the page-table lock is taken, for the same reason)."""
+    Each table page is allocated before the tables are rebuilt from state.pt, since its
+    charge may run the OOM killer, whose reaper changes another mm's page tables. __pte_alloc
+    too allocates before it takes the page-table lock, and frees its page if the table was
+    filled meanwhile."""
     spare: list[int] = []
     while True:
         pool = list(spare)
@@ -77,7 +78,7 @@ def set_pte_at(state: KernelState, cpu: int, pgd: int, vaddr: int, pfn: int, fla
             return False
         spare.insert(0, table)
     state.pt = pt
-    for table in pool:  # a table another path added meanwhile
+    for table in pool:  # a level filled meanwhile
         free_page_account(state, table, cpu)
     return True
 
