@@ -1,6 +1,7 @@
 """Mutants of the whole-kernel model: bugs at the boundaries between its subsystems (the
 fault path and the page allocator, VMAs and page tables, page tables and the TLBs, exit and
-the scheduler), each naming the invariant that must catch it."""
+the scheduler, pipes and their wait queue, signals and sleepers, fork and the controllers),
+each naming the invariant that must catch it."""
 
 from __future__ import annotations
 
