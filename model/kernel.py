@@ -292,7 +292,7 @@ class KernelConfig:
 
 
 @dataclass(slots=True, eq=False)
-class KernelState:
+class KernelState(memcontrol.MemcgKmemHooks):
     sched: SchedState  # the tasks, run queues and CPUs' preempt_count and interrupt flags
     slub: SlubState  # the caches, and in slub.mm the buddy allocator's page frames
     pt: PageTables  # every page-table page
@@ -339,16 +339,8 @@ class KernelState:
     def mm(self) -> BuddyState:
         return self.slub.mm
 
-    # The memory controller's hooks: SLUB's (slub.MemcgKmem), try_charge's OOM killer, and
-    # the page and page-table charges of model/mm/memory.py.
-
-    def memcg_kmem_charge_memcg(
-        self, pfn: int, order: int, memcg: int, cpu: int, reclaim: bool, noretry: bool
-    ) -> int:
-        return memcontrol.memcg_kmem_charge_memcg(self, pfn, order, memcg, cpu, reclaim, noretry)
-
-    def memcg_kmem_uncharge(self, pfn: int, order: int) -> None:
-        memcontrol.memcg_kmem_uncharge(self, pfn, order)
+    # The memory controller's other hooks (SLUB's come from MemcgKmemHooks): try_charge's
+    # OOM killer, and the page and page-table charges of model/mm/memory.py.
 
     def mem_cgroup_out_of_memory(self, memcg: int, cpu: int) -> bool:
         return mem_cgroup_out_of_memory(self, memcg, cpu)
@@ -1136,6 +1128,15 @@ def wake_up_pipe_writers(state: KernelState, obj: int, cpu: int) -> None:
     wake_up(state, ("pipe", obj), cpu)
 
 
+def pipe_call(state: KernelState, pid: int, fd: int, f_mode: int) -> tuple[Sleep | None, int, int]:
+    """A pipe read's or write's start: the sleep it goes on from, its file (the one that
+    sleep holds, else fd's: 0 for -EBADF) and the bytes it has moved."""
+    sleep = resumed(state, pid)
+    if sleep is not None:
+        return sleep, sleep.file, sleep.done
+    return None, fd_file(state, pid, fd, f_mode), 0
+
+
 def waiting_writers(state: KernelState, obj: int) -> bool:
     """pipe->waiting_writers: a writer is between its pipe_wait and its return from it."""
     return any(s.nr == NR["write"] and s.queue == ("pipe", obj) for s in state.sleeps.values())
@@ -1147,13 +1148,11 @@ def sys_read(state: KernelState, cpu: int, pid: int, fd: int, count: int) -> int
     unless a writer sleeps in pipe_write (whose bytes it waits for, even with O_NONBLOCK).
     Emptying a buffer wakes the writers. The bytes read; 0 at the end of file; -EAGAIN
     (O_NONBLOCK), -EINTR, -EBADF."""
-    sleep = resumed(state, pid)
-    f = sleep.file if sleep else fd_file(state, pid, fd, FMODE_READ)
+    sleep, f, done = pipe_call(state, pid, fd, FMODE_READ)
     if not f:
         return -EBADF
     obj = state.files[f].pipe
     p = state.pipes[obj]
-    done = sleep.done if sleep else 0
     do_wakeup = False
     while True:
         if p.bufs:
@@ -1196,13 +1195,11 @@ def sys_write(state: KernelState, cpu: int, pid: int, fd: int, count: int) -> in
     fills fresh pages (the pipe's tmp_page first) while the ring has room, and sleeps when it
     has none (O_NONBLOCK: returns), having woken the readers. Any write wakes the readers.
     The bytes written; -EAGAIN, -EINTR, -ENOMEM or -EPIPE when none were; -EBADF."""
-    sleep = resumed(state, pid)
-    f = sleep.file if sleep else fd_file(state, pid, fd, FMODE_WRITE)
+    sleep, f, done = pipe_call(state, pid, fd, FMODE_WRITE)
     if not f:
         return -EBADF
     obj = state.files[f].pipe
     p = state.pipes[obj]
-    done = sleep.done if sleep else 0
     do_wakeup = False
     if sleep is None and p.readers:
         p, done = fs_pipe.merge_head(p, pid, count)
@@ -1325,54 +1322,64 @@ def _callers(s: KernelState) -> list[tuple[int, int]]:
     return [(cpu, pid) for cpu in range(len(s.tlb)) if (pid := s.current(cpu)) is not None]
 
 
-def _all_syscalls(m: KernelModel, s: KernelState) -> list[tuple[int, int, tuple[int, ...]]]:
-    out: list[tuple[int, int, tuple[int, ...]]] = []
-    ncpus = len(s.tlb)
-    for cpu, pid in _callers(s):
-        mm = s.mms[s.procs[pid].mm]  # type: ignore[index]
-        calls: list[tuple[int, tuple[int, ...]]] = [(NR["getpid"], ()), (NR_syscalls, ())]
-        if len(mm.vmas) < m.config.max_vmas:
-            for n in m.config.mmap_pages:
-                calls.append((NR["mmap"], (0, n * PAGE_SIZE, mmap.PROT_READ | mmap.PROT_WRITE, ANON)))
-            calls.append((NR["mmap"], (0, PAGE_SIZE, mmap.PROT_READ, ANON)))
-        for v in mm.vmas:
-            if v.vm_start != STACK_TOP - PAGE_SIZE:
-                calls.append((NR["munmap"], (v.vm_start, PAGE_SIZE)))
-                for prot in (mmap.PROT_READ, mmap.PROT_READ | mmap.PROT_WRITE):
-                    calls.append((NR["mprotect"], (v.vm_start, PAGE_SIZE, prot)))
-        calls += [(NR["brk"], (START_BRK + n * PAGE_SIZE,)) for n in m.config.brk_pages]
-        calls += [(NR["fork"], (target,)) for target in range(ncpus)]
-        calls += [(NR["clone"], (CLONE_THREAD_FLAGS, target)) for target in range(ncpus)]
-        if thread_group(s, s.procs[pid].tgid) == [pid]:  # de_thread is not modelled
-            calls.append((NR["execve"], ()))
-        calls.append((NR["wait4"], ()))
-        leaders = [c for c, q in sorted(s.procs.items()) if q.tgid == c]
-        calls += [(NR["kill"], (target, SIGKILL)) for target in (*leaders, s.sched.next_pid)]
-        kin = sorted({s.procs[pid].tgid, s.procs[s.procs[pid].tgid].parent} & set(leaders))
-        calls += [(NR["kill"], (target, sig)) for target in kin for sig in (SIGPIPE, SIGCHLD)]
-        handlers = dict(s.sighand.get(s.procs[pid].tgid, ()))
-        calls += [
-            (NR["rt_sigaction"], (sig, h))
-            for sig in (SIGPIPE, SIGCHLD)
-            for h in (SIG_DFL, SIG_IGN, SIG_HANDLER)
-            if handlers.get(sig, SIG_DFL) != h
-        ]
-        calls += [(NR["pipe"], ()), (NR["pipe2"], (O_NONBLOCK,))]
-        for fd, f in enumerate(s.fdt[s.procs[pid].files]):
-            if f:
-                calls.append((NR["close"], (fd,)))
-                write = s.files[f].f_mode == FMODE_WRITE
-                sizes = m.config.pipe_writes if write else m.config.pipe_reads
-                calls += [(NR["write" if write else "read"], (fd, n)) for n in sizes]
-        if pid != INIT:  # init exiting panics the kernel
-            calls.append((NR["exit"], (0,)))
-        out += [(cpu, nr, args) for nr, args in calls]
-    return out
+def _task_calls(m: KernelModel, s: KernelState, pid: int) -> list[tuple[int, tuple[int, ...]]]:
+    """The memory and process calls offered to pid (the ``syscall`` action)."""
+    mm = s.mms[s.procs[pid].mm]  # type: ignore[index]
+    calls: list[tuple[int, tuple[int, ...]]] = [(NR["getpid"], ()), (NR_syscalls, ())]
+    if len(mm.vmas) < m.config.max_vmas:
+        for n in m.config.mmap_pages:
+            calls.append((NR["mmap"], (0, n * PAGE_SIZE, mmap.PROT_READ | mmap.PROT_WRITE, ANON)))
+        calls.append((NR["mmap"], (0, PAGE_SIZE, mmap.PROT_READ, ANON)))
+    for v in mm.vmas:
+        if v.vm_start != STACK_TOP - PAGE_SIZE:
+            calls.append((NR["munmap"], (v.vm_start, PAGE_SIZE)))
+            for prot in (mmap.PROT_READ, mmap.PROT_READ | mmap.PROT_WRITE):
+                calls.append((NR["mprotect"], (v.vm_start, PAGE_SIZE, prot)))
+    calls += [(NR["brk"], (START_BRK + n * PAGE_SIZE,)) for n in m.config.brk_pages]
+    calls += [(NR["fork"], (target,)) for target in range(len(s.tlb))]
+    calls += [(NR["clone"], (CLONE_THREAD_FLAGS, target)) for target in range(len(s.tlb))]
+    if thread_group(s, s.procs[pid].tgid) == [pid]:  # de_thread is not modelled
+        calls.append((NR["execve"], ()))
+    calls.append((NR["wait4"], ()))
+    if pid != INIT:  # init exiting panics the kernel
+        calls.append((NR["exit"], (0,)))
+    return calls
 
 
-def _syscall_domain(action: str) -> Any:
+def _signal_calls(m: KernelModel, s: KernelState, pid: int) -> list[tuple[int, tuple[int, ...]]]:
+    """kill (SIGKILL to any process and a pid no task has, the others to the caller's own
+    process and its parent's) and rt_sigaction of a handler it does not have."""
+    leaders = [c for c, q in sorted(s.procs.items()) if q.tgid == c]
+    calls: list[tuple[int, tuple[int, ...]]] = [
+        (NR["kill"], (t, SIGKILL)) for t in (*leaders, s.sched.next_pid)
+    ]
+    kin = sorted({s.procs[pid].tgid, s.procs[s.procs[pid].tgid].parent} & set(leaders))
+    calls += [(NR["kill"], (target, sig)) for target in kin for sig in (SIGPIPE, SIGCHLD)]
+    handlers = dict(s.sighand.get(s.procs[pid].tgid, ()))
+    calls += [
+        (NR["rt_sigaction"], (sig, h))
+        for sig in (SIGPIPE, SIGCHLD)
+        for h in (SIG_DFL, SIG_IGN, SIG_HANDLER)
+        if handlers.get(sig, SIG_DFL) != h
+    ]
+    return calls
+
+
+def _fs_calls(m: KernelModel, s: KernelState, pid: int) -> list[tuple[int, tuple[int, ...]]]:
+    """pipe and pipe2(O_NONBLOCK), and on each open fd close and a read or write of each size."""
+    calls: list[tuple[int, tuple[int, ...]]] = [(NR["pipe"], ()), (NR["pipe2"], (O_NONBLOCK,))]
+    for fd, f in enumerate(s.fdt[s.procs[pid].files]):
+        if f:
+            calls.append((NR["close"], (fd,)))
+            write = s.files[f].f_mode == FMODE_WRITE
+            sizes = m.config.pipe_writes if write else m.config.pipe_reads
+            calls += [(NR["write" if write else "read"], (fd, n)) for n in sizes]
+    return calls
+
+
+def _syscall_domain(calls_of: Any) -> Any:
     def domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int, int, tuple[int, ...]]]:
-        return [c for c in _all_syscalls(m, s) if syscall_action(c[1]) == action]
+        return [(cpu, nr, args) for cpu, pid in _callers(s) for nr, args in calls_of(m, s, pid)]
 
     return domain
 
@@ -1588,17 +1595,17 @@ class KernelModel(Model[KernelState, KernelConfig]):
         core.set_task(s.sched, KTHREADD, state=TASK_INTERRUPTIBLE)
         core.schedule(s.sched, cpu)
 
-    @action("cpu", "nr", "args", domain=_syscall_domain("syscall"))
+    @action("cpu", "nr", "args", domain=_syscall_domain(_task_calls))
     def syscall(self, s: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int | None:
         """The running task's SYSCALL instruction: entry_SYSCALL_64 -> do_syscall_64."""
         return do_syscall_64(s, cpu, nr, args)
 
-    @action("cpu", "nr", "args", domain=_syscall_domain("fs_syscall"))
+    @action("cpu", "nr", "args", domain=_syscall_domain(_fs_calls))
     def fs_syscall(self, s: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int | None:
         """A system call on files and pipes (read, write, close, pipe), as ``syscall``."""
         return do_syscall_64(s, cpu, nr, args)
 
-    @action("cpu", "nr", "args", domain=_syscall_domain("signal_syscall"))
+    @action("cpu", "nr", "args", domain=_syscall_domain(_signal_calls))
     def signal_syscall(self, s: KernelState, cpu: int, nr: int, args: tuple[int, ...]) -> int | None:
         """A system call on signals (kill, rt_sigaction), as ``syscall``."""
         return do_syscall_64(s, cpu, nr, args)

@@ -177,6 +177,22 @@ def memcg_kmem_uncharge(state: MemcgHost, pfn: int, order: int) -> None:
         mem_cgroup_uncharge(state, pfn, 1 << order)
 
 
+class MemcgKmemHooks:
+    """SLUB's memory-controller hooks (slub.MemcgKmem) on a state that is a MemcgHost: this
+    module's charge and uncharge of slab pages. Both the cgroup model's state and the whole
+    kernel's mix it in."""
+
+    __slots__ = ()
+
+    def memcg_kmem_charge_memcg(
+        self: MemcgHost, pfn: int, order: int, memcg: int, cpu: int, reclaim: bool, noretry: bool
+    ) -> int:
+        return memcg_kmem_charge_memcg(self, pfn, order, memcg, cpu, reclaim, noretry)
+
+    def memcg_kmem_uncharge(self: MemcgHost, pfn: int, order: int) -> None:
+        memcg_kmem_uncharge(self, pfn, order)
+
+
 def mem_cgroup_css_offline(state: CgroupState, memcg: int, cpu: int) -> None:
     """rmdir: memcg_offline_kmem deactivates the memcg's caches (4.19
     __kmemcg_cache_deactivate: cpu_partial and min_partial 0, so that a slab that empties goes

@@ -112,7 +112,7 @@ class CgroupConfig:
 
 
 @dataclass(slots=True, eq=False)
-class CgroupState:
+class CgroupState(memcontrol.MemcgKmemHooks):
     sched: SchedState
     slub: SlubState  # the caches, and in slub.mm the pages
     cgroups: dict[int, Cgroup]
@@ -132,16 +132,6 @@ class CgroupState:
     @property
     def mm(self) -> BuddyState:
         return self.slub.mm
-
-    # SLUB's memory controller (slub.MemcgKmem): this state's.
-
-    def memcg_kmem_charge_memcg(
-        self, pfn: int, order: int, memcg: int, cpu: int, reclaim: bool, noretry: bool
-    ) -> int:
-        return memcontrol.memcg_kmem_charge_memcg(self, pfn, order, memcg, cpu, reclaim, noretry)
-
-    def memcg_kmem_uncharge(self, pfn: int, order: int) -> None:
-        memcontrol.memcg_kmem_uncharge(self, pfn, order)
 
     def mem_cgroup_out_of_memory(self, memcg: int, cpu: int) -> bool:
         """The memcg OOM killer try_charge calls: this model's (memcontrol.py)."""
