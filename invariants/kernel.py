@@ -19,7 +19,7 @@ from model.contract import Step
 from model.fs import pipe as fs_pipe
 from model.fs.pipe import PIPE_BUF
 from model.hw import mmu
-from model.hw.mmu import _PAGE_RW, _PAGE_USER, PAGE_SIZE
+from model.hw.mmu import _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, PAGE_SIZE
 from model.kernel import (
     ENOSYS,
     EPIPE,
@@ -39,6 +39,8 @@ from model.kernel import (
     thread_group,
 )
 from model.mm import mmap
+from model.mm.mmzone import WMARK_LOW
+from model.mm.vmscan import zone_watermarks_ok
 from model.sched.sched import TASK_INTERRUPTIBLE
 
 MODEL = "kernel"
@@ -49,10 +51,11 @@ PROT = mmap.VM_READ | mmap.VM_WRITE | mmap.VM_EXEC
     "kernel.page_owner",
     model=MODEL,
     statement="Every allocated block of page frames has exactly one owner: a slab, a page-table page "
-    "of a live mm, an anonymous page mapped by at least one PTE, or a live pipe's buffer or "
-    "tmp_page; nothing owned is free.",
+    "of a live mm, an anonymous page mapped by at least one PTE, the page cache, or a live pipe's "
+    "buffer or tmp_page; nothing owned is free.",
     source="mm/page_alloc.c; mm/slub.c allocate_slab, __free_slab; mm/memory.c __pte_alloc, "
-    "free_pgtables; kernel/fork.c mm_init (pgd_alloc), mmdrop (pgd_free); fs/pipe.c pipe_write, "
+    "free_pgtables; kernel/fork.c mm_init (pgd_alloc), mmdrop (pgd_free); mm/filemap.c "
+    "add_to_page_cache_lru; mm/vmscan.c __remove_mapping; fs/pipe.c pipe_write, "
     "anon_pipe_buf_release, free_pipe_info",
 )
 def page_owner(state: KernelState) -> list[str]:
@@ -65,9 +68,13 @@ def page_owner(state: KernelState) -> list[str]:
         for table in mmu.table_pages(state.pt, m.pgd):
             owners[(table, 0)] += 1
             what[(table, 0)] = f"a page table of mm {mm:#x}"
-    for pfn in state.mapcount:
+    cached = set(state.page_cache.values())
+    for pfn in set(state.mapcount) - cached:
         owners[(pfn, 0)] += 1
         what[(pfn, 0)] = "an anonymous page"
+    for index, pfn in sorted(state.page_cache.items()):
+        owners[(pfn, 0)] += 1
+        what[(pfn, 0)] = f"page {index} of /data in the page cache"
     for obj, pipe in sorted(state.pipes.items()):
         for pfn in fs_pipe.pages(pipe):
             owners[(pfn, 0)] += 1
@@ -86,9 +93,9 @@ def page_owner(state: KernelState) -> list[str]:
 @invariant(
     "kernel.mapcount",
     model=MODEL,
-    statement="An anonymous page's mapcount is the number of present PTEs mapping it, in every mm "
+    statement="A user page's mapcount is the number of present PTEs mapping it, in every mm "
     "together; every mapped page holds a word.",
-    source="mm/rmap.c page_add_new_anon_rmap, page_dup_rmap, page_remove_rmap",
+    source="mm/rmap.c page_add_new_anon_rmap, page_add_file_rmap, page_dup_rmap, page_remove_rmap",
 )
 def mapcount(state: KernelState) -> list[str]:
     maps = Counter(pfn for m in state.mms.values() for _, pfn, _ in mmu.mapped(state.pt, m.pgd))
@@ -104,24 +111,36 @@ def mapcount(state: KernelState) -> list[str]:
 @invariant(
     "kernel.pte_in_vma",
     model=MODEL,
-    statement="Every present PTE lies inside a VMA of its mm and grants no more than the VMA allows: "
-    "user access, and writes only in a VM_WRITE VMA to a page no other PTE maps (copy-on-write).",
-    source="mm/memory.c do_anonymous_page, do_wp_page, copy_one_pte; mm/mprotect.c change_pte_range; "
-    "mm/mmap.c unmap_region",
+    statement="Every PTE, present or a swap entry, lies inside a VMA of its mm, and a present one "
+    "grants no more than the VMA allows: user access, and writes only in a VM_WRITE VMA: in a private "
+    "one to an anonymous page no other PTE maps (copy-on-write), in a shared one to a dirty page-cache "
+    "page (write notification).",
+    source="mm/memory.c do_anonymous_page, do_wp_page, do_fault, copy_one_pte; mm/mprotect.c "
+    "change_pte_range; mm/mmap.c unmap_region, vma_wants_writenotify; mm/rmap.c page_mkclean",
 )
 def pte_in_vma(state: KernelState) -> list[str]:
     out = []
+    cached = set(state.page_cache.values())
     for mm, m in sorted(state.mms.items()):
-        for vaddr, pfn, flags in mmu.mapped(state.pt, m.pgd):
+        for vaddr, pfn, flags in mmu.leaves(state.pt, m.pgd):
             vma = mmap.find_vma(m.vmas, vaddr)
             if vma is None or vaddr < vma.vm_start:
-                out.append(f"mm {mm:#x}: a PTE maps {vaddr:#x} (pfn {pfn}), outside every VMA")
+                out.append(f"mm {mm:#x}: a PTE maps {vaddr:#x} (pfn or slot {pfn}), outside every VMA")
+                continue
+            if not flags & _PAGE_PRESENT:
                 continue
             if not flags & _PAGE_USER:
                 out.append(f"mm {mm:#x}: the PTE of {vaddr:#x} is not a user one")
-            if flags & _PAGE_RW and not vma.vm_flags & mmap.VM_WRITE:
+            if not flags & _PAGE_RW:
+                continue
+            if not vma.vm_flags & mmap.VM_WRITE:
                 out.append(f"mm {mm:#x}: {vaddr:#x} is writable in a VMA without VM_WRITE")
-            if flags & _PAGE_RW and state.mapcount.get(pfn, 0) > 1:
+            elif vma.vm_flags & mmap.VM_SHARED:
+                if pfn not in state.dirty:
+                    out.append(f"mm {mm:#x}: {vaddr:#x} is writable, but page-cache pfn {pfn} is clean")
+            elif pfn in cached:
+                out.append(f"mm {mm:#x}: {vaddr:#x} is writable in a private mapping of page-cache pfn {pfn}")
+            elif state.mapcount.get(pfn, 0) > 1:
                 out.append(
                     f"mm {mm:#x}: {vaddr:#x} is writable, but pfn {pfn} is mapped {state.mapcount[pfn]} times"
                 )
@@ -155,20 +174,144 @@ def tlb_coherent(state: KernelState) -> list[str]:
 @invariant(
     "kernel.private_memory",
     model=MODEL,
-    statement="Every page a process has mapped reads back the word it last stored there, or zero: "
-    "no other process's store shows through (copy-on-write after fork), and nothing survives an unmap.",
-    source="mm/memory.c do_wp_page, wp_page_copy, copy_one_pte; kernel/fork.c dup_mmap",
+    statement="Every page a process has mapped, present or swapped out, reads back the word it last "
+    "stored there; a page it has not stored to reads zero, or in a file mapping the file's word; a "
+    "page of a shared mapping reads the last word stored to that file page through any shared "
+    "mapping. No other process's private store shows through (copy-on-write after fork), and no "
+    "private store survives an unmap.",
+    source="mm/memory.c do_wp_page, wp_page_copy, do_cow_fault, do_shared_fault, do_swap_page, "
+    "copy_one_pte; mm/vmscan.c shrink_page_list; kernel/fork.c dup_mmap",
 )
 def private_memory(state: KernelState) -> list[str]:
     out = []
     for mm, m in sorted(state.mms.items()):
         stored = dict(state.stored[mm])
-        for vaddr, pfn, _ in mmu.mapped(state.pt, m.pgd):
-            if state.data.get(pfn) != stored.get(vaddr, 0):
-                out.append(
-                    f"mm {mm:#x}: {vaddr:#x} reads {state.data.get(pfn)}, but this process stored {stored.get(vaddr, 0)}"
-                )
+        for vaddr, pfn, flags in mmu.leaves(state.pt, m.pgd):
+            vma = mmap.find_vma(m.vmas, vaddr)
+            if vma is None or vaddr < vma.vm_start:
+                continue  # pte_in_vma's
+            file_word = state.file_stored.get(mmap.linear_page_index(vma, vaddr), 0) if vma.vm_file else 0
+            want = file_word if vma.vm_flags & mmap.VM_SHARED else stored.get(vaddr, file_word)
+            word = state.data.get(pfn) if flags & _PAGE_PRESENT else state.swap_data.get(pfn)
+            if word != want:
+                where = "" if flags & _PAGE_PRESENT else f" (in swap slot {pfn})"
+                out.append(f"mm {mm:#x}: {vaddr:#x} reads {word}{where}, but {want} was stored there")
     return out
+
+
+@invariant(
+    "kernel.file_data",
+    model=MODEL,
+    statement="Each page of /data holds the last word stored to it through a shared mapping (zero if "
+    "none): in its page-cache page if cached, else on the disk; a clean cached page holds what the "
+    "disk holds; only pages inside the file are cached.",
+    source="mm/filemap.c; mm/page-writeback.c clear_page_dirty_for_io; mm/vmscan.c pageout, "
+    "__remove_mapping; mm/memory.c do_shared_fault, do_cow_fault",
+)
+def file_data(state: KernelState) -> list[str]:
+    out = [
+        f"page {i} of /data is cached but the file has {state.file_pages}"
+        for i in state.page_cache
+        if i >= state.file_pages
+    ]
+    for index in range(state.file_pages):
+        want = state.file_stored.get(index, 0)
+        pfn = state.page_cache.get(index)
+        word = state.disk.get(index, 0) if pfn is None else state.data.get(pfn)
+        if word != want:
+            where = "on the disk" if pfn is None else f"in page-cache pfn {pfn}"
+            out.append(f"page {index} of /data holds {word} {where}, but {want} was stored to it")
+        if pfn is not None and pfn not in state.dirty and word != state.disk.get(index, 0):
+            out.append(f"page {index} of /data is clean in pfn {pfn} but differs from the disk")
+    out += [
+        f"dirty pfn {pfn} is not in the page cache"
+        for pfn in sorted(state.dirty - set(state.page_cache.values()))
+    ]
+    return out
+
+
+@invariant(
+    "kernel.swap_counted",
+    model=MODEL,
+    statement="Each swap slot in use is held by exactly as many swap entries (in every mm together) "
+    "as its count says and holds a word; a slot no entry holds is free; every slot is in the swap area.",
+    source="mm/swapfile.c swap_duplicate, swap_free, get_swap_page; mm/rmap.c try_to_unmap_one; "
+    "mm/memory.c copy_one_pte, zap_pte_range, do_swap_page",
+)
+def swap_counted(state: KernelState) -> list[str]:
+    held = Counter(
+        slot
+        for m in state.mms.values()
+        for _, slot, flags in mmu.leaves(state.pt, m.pgd)
+        if not flags & _PAGE_PRESENT
+    )
+    out = [
+        f"swap slot {slot} has count {state.swap_map.get(slot, 0)}, but {held.get(slot, 0)} swap entries hold it"
+        for slot in sorted(set(held) | set(state.swap_map))
+        if held.get(slot, 0) != state.swap_map.get(slot, 0)
+    ]
+    out += [
+        f"swap slot {slot} is in use but holds no word"
+        for slot in sorted(set(state.swap_map) - set(state.swap_data))
+    ]
+    out += [
+        f"swap slot {slot} is free but holds a word"
+        for slot in sorted(set(state.swap_data) - set(state.swap_map))
+    ]
+    out += [
+        f"swap slot {slot} is outside the {state.nr_swap} slots"
+        for slot in sorted(state.swap_map)
+        if slot >= state.nr_swap
+    ]
+    return out
+
+
+@invariant(
+    "kernel.lru",
+    model=MODEL,
+    statement="The LRU list holds every user page once: each anonymous page and each page-cache "
+    "page, and nothing else.",
+    source="mm/swap.c lru_cache_add; mm/vmscan.c isolate_lru_pages, __remove_mapping; mm/memory.c "
+    "do_anonymous_page, wp_page_copy (lru_cache_add_active_or_unevictable)",
+)
+def lru(state: KernelState) -> list[str]:
+    want = set(state.mapcount) | set(state.page_cache.values())
+    seen = Counter(state.lru)
+    out = [f"pfn {pfn} is on the LRU {n} times" for pfn, n in sorted(seen.items()) if n > 1]
+    out += [f"user pfn {pfn} is not on the LRU" for pfn in sorted(want - set(seen))]
+    out += [f"pfn {pfn} is on the LRU but is no user page" for pfn in sorted(set(seen) - want)]
+    return out
+
+
+def _order0_allocated(before: KernelState, after: KernelState) -> bool:
+    """The step allocated a page through the kernel's page allocator (not a slab's page, which
+    SLUB takes from the buddy allocator itself)."""
+    new = set(after.mm.allocated) - set(before.mm.allocated)
+    return any(order == 0 and pfn not in after.slub.slabs for pfn, order in new)
+
+
+@invariant(
+    "kernel.kswapd_woken",
+    model=MODEL,
+    statement="An allocation that finds the free pages at or below the low watermark leaves kswapd "
+    "awake (it sleeps again only after its own reclaim).",
+    source="mm/page_alloc.c __alloc_pages_slowpath (wake_all_kswapds); mm/vmscan.c wakeup_kswapd, "
+    "kswapd_try_to_sleep",
+    transition=True,
+)
+def kswapd_woken(before: KernelState, step: Step, after: KernelState) -> list[str]:
+    if zone_watermarks_ok(before, 0, WMARK_LOW) or not _order0_allocated(before, after):
+        return []
+    t = after.sched.tasks[after.kswapd]
+    if t.state == TASK_INTERRUPTIBLE and not t.on_rq:
+        return [
+            f"a page was allocated below the low watermark ({_free(before)} pages free), and kswapd sleeps"
+        ]
+    return []
+
+
+def _free(state: KernelState) -> int:
+    return sum(z.nr_free_pages for z in state.mm.zones)
 
 
 @invariant(
@@ -252,7 +395,7 @@ def task_places(state: KernelState) -> list[str]:
 def wait_wakeable(state: KernelState) -> list[str]:
     out = []
     for pid, t in sorted(state.sched.tasks.items()):
-        if t.state == TASK_INTERRUPTIBLE and not t.on_rq and pid != KTHREADD:
+        if t.state == TASK_INTERRUPTIBLE and not t.on_rq and pid not in (KTHREADD, state.kswapd):
             sleep = state.sleeps.get(pid)
             if sleep is None or sleep.woken:
                 out.append(f"task {pid} sleeps on no wait queue")
@@ -334,7 +477,7 @@ def signals(state: KernelState) -> list[str]:
     "kernel.files",
     model=MODEL,
     statement="Each live process's fd table exists and only theirs; a file's f_count is the number "
-    "of fds and sleeping calls holding it; a pipe's readers and writers are the files open on each end, and a pipe "
+    "of fds, sleeping calls and VMAs holding it; a pipe's readers and writers are the files open on each end, and a pipe "
     "with neither is freed; each ring holds at most its buffers, each inside its page.",
     source="fs/file.c dup_fd, __close_fd, put_files_struct; fs/file_table.c fput; fs/pipe.c "
     "pipe_release, free_pipe_info",
@@ -351,12 +494,13 @@ def files(state: KernelState) -> list[str]:
     ]
     refs = Counter(f for fds in state.fdt.values() for f in fds if f)
     refs.update(sleep.file for sleep in state.sleeps.values() if sleep.file)
+    refs.update(v.vm_file for m in state.mms.values() for v in m.vmas if v.vm_file)
     for f in sorted(set(refs) | set(state.files)):
         file = state.files.get(f)
         if file is None:
             out.append(f"an fd holds file {f:#x}, which is freed")
         elif file.f_count != refs[f]:
-            out.append(f"file {f:#x} has f_count {file.f_count}, but {refs[f]} fds hold it")
+            out.append(f"file {f:#x} has f_count {file.f_count}, but {refs[f]} fds, sleeps and VMAs hold it")
     ends = Counter((file.pipe, file.f_mode) for file in state.files.values())
     for obj, pipe in sorted(state.pipes.items()):
         if (pipe.readers, pipe.writers) != (ends[(obj, FMODE_READ)], ends[(obj, FMODE_WRITE)]):
@@ -370,7 +514,7 @@ def files(state: KernelState) -> list[str]:
     out += [
         f"file {f:#x} is on pipe {file.pipe:#x}, which is freed"
         for f, file in sorted(state.files.items())
-        if file.pipe not in state.pipes
+        if file.pipe and file.pipe not in state.pipes
     ]
     return out
 
@@ -449,7 +593,7 @@ def memcg_usage(state: KernelState) -> list[str]:
 @invariant(
     "kernel.memcg_charged",
     model=MODEL,
-    statement="Every anonymous page is committed to a memcg, every page-table page of a user mm and "
+    statement="Every anonymous and page-cache page is committed to a memcg, every page-table page of a user mm and "
     "every pipe page to one of the memcgs user tasks run in (never the root, here), a slab of a memcg's cache to that "
     "memcg and a root cache's to none; nothing else is committed.",
     source="mm/memory.c do_anonymous_page, wp_page_copy (mem_cgroup_try_charge); "
@@ -458,10 +602,10 @@ def memcg_usage(state: KernelState) -> list[str]:
 def memcg_charged(state: KernelState) -> list[str]:
     out = []
     want: dict[int, str] = {}
-    for pfn in state.mapcount:
-        want[pfn] = "anonymous"
+    for pfn in set(state.mapcount) | set(state.page_cache.values()):
+        want[pfn] = "user"
         if pfn not in state.page_memcg:
-            out.append(f"anonymous pfn {pfn} is not committed to a memcg")
+            out.append(f"user pfn {pfn} is not committed to a memcg")
     for mm, m in sorted(state.mms.items()):
         for table in mmu.table_pages(state.pt, m.pgd):
             want[table] = "page table"
@@ -480,7 +624,7 @@ def memcg_charged(state: KernelState) -> list[str]:
                 f"slab pfn {pfn} of {slab.cache} is charged to {state.page_memcg.get(pfn)}, not {memcg}"
             )
     out += [
-        f"pfn {pfn} is committed to {path(state, memcg)} but is no anonymous, page-table, pipe or slab page"
+        f"pfn {pfn} is committed to {path(state, memcg)} but is no user, page-table, pipe or slab page"
         for pfn, memcg in sorted(state.page_memcg.items())
         if pfn not in want
     ]
@@ -551,6 +695,9 @@ def _memory(state: KernelState) -> tuple[object, ...]:
         state.mms,
         state.mapcount,
         state.data,
+        state.page_cache,
+        state.swap_map,
+        state.lru,
     )
 
 

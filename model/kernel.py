@@ -22,8 +22,16 @@ vm_area_struct is an object of its SLUB cache; fork copies the mm copy-on-write,
 one thread), exit tears it down with its last user; a thread is reaped at once, a leader
 is left a zombie for wait4 until its group is gone; an exiting task's children go to a
 live thread of its group, else to init. Address spaces: mmap, munmap, mprotect and brk
-(model/mm/mmap.py) on anonymous private memory, faults, copy-on-write and TLB flushes
-(model/mm/memory.py).
+(model/mm/mmap.py) on private anonymous memory and on MAP_PRIVATE and MAP_SHARED mappings
+of the one regular file, faults, copy-on-write and TLB flushes (model/mm/memory.py).
+
+Memory (model/mm/filemap.py, vmscan.py, swapfile.py): the file, /data, has file_pages
+pages on a disk and a page cache; sync writes its dirty pages back. The user pages are on
+an LRU list; reclaim (a memcg over its limit, an allocation that finds no page, and kswapd,
+a kernel thread woken when an allocation finds the free pages at the low watermark) writes
+back and drops page-cache pages and swaps anonymous pages out to a swap area of swap_pages
+slots, from which do_swap_page reads them back. An allocation that reclaim cannot serve
+calls the OOM killer over every process (out_of_memory).
 
 Each user page holds one word; a store writes the storing task's pid. The state keeps, as
 a checker's record, what each mm stored where (``stored``) and the rights each page was
@@ -32,7 +40,9 @@ right behaviour.
 
 Files and pipes (fs/file.c, fs/pipe.c): a task's fd table (files_struct: shared by the
 threads of a clone, copied by fork, closed by the exit of its last user) holds struct file
-objects of the "filp" cache; pipe() makes a pipe_inode_info and a read and a write end.
+objects of the "filp" cache, each held also by the VMAs that map it; open() opens /data
+(which is only mapped: read and write on it are -EINVAL, as for a file without
+read_iter and write_iter); pipe() makes a pipe_inode_info and a read and a write end.
 A pipe is a ring of page-frame buffers (model/fs/pipe.py), charged like any __GFP_ACCOUNT
 page; a read of an empty pipe and a write to a full one sleep on pipe->wait until the other
 side wakes them; a write with no reader left raises SIGPIPE and fails with -EPIPE.
@@ -51,7 +61,7 @@ delivered when a thread of it returns to user mode (the ``signal`` action): its 
 entered through a frame written on the user stack. A pending signal interrupts a sleeping
 call with -EINTR (no SA_RESTART). A child's exit wakes its parent's wait4 and sends it
 SIGCHLD; a parent ignoring SIGCHLD has its children reaped as they die. A fatal fault is
-the group's exit with SIGSEGV's status.
+the group's exit with SIGSEGV's status (SIGBUS's past the end of the file).
 
 The memory and pids controllers are the cgroup model's code (model/cgroup/memcontrol.py,
 pids.py) on this state: boot_cgroups under the root (init runs in the first), cgroup.procs,
@@ -60,13 +70,15 @@ page tables, pipe pages and SLAB_ACCOUNT slabs to the allocating task's; the mem
 killer SIGKILLs and reaps the process in the memcg with the most pages mapped; fork and
 clone charged a pid in every level (cgroup_can_fork), a task uncharged when it is reaped.
 
-Not yet wired in: the cpu controller, mkdir and rmdir here, signal masks, file
-mappings and the page cache, swap, reclaim and kswapd.
+Not yet wired in: the cpu controller, mkdir and rmdir here, signal masks, the swap cache,
+the active and inactive LRU lists (the MMU sets no accessed bits to age pages by), read and
+write of a regular file, and SLUB's own page allocations waking kswapd or reclaiming.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, NamedTuple
@@ -81,7 +93,7 @@ from model.fs import pipe as fs_pipe
 from model.fs.pipe import Pipe
 from model.hw import mmu
 from model.hw.mmu import PAGE_SIZE, PageFault, PageTables, Tlb
-from model.mm import buddy, memory, mmap, slub
+from model.mm import buddy, filemap, memory, mmap, slub, vmscan
 from model.mm.buddy import BuddyState
 from model.mm.mmzone import MIGRATETYPE
 from model.mm.slab import SlubConfig, SlubModel, SlubState
@@ -96,6 +108,8 @@ EBADF = 9
 ECHILD = 10
 EAGAIN = 11
 ENOMEM = 12
+EACCES = 13
+ENODEV = 19
 EINVAL = 22
 ENFILE = 23
 EMFILE = 24
@@ -105,6 +119,7 @@ ENOSYS = 38
 # after it", which the task sees as its fork done again once the signal is handled.
 ERESTARTNOINTR = 513
 EXIT_ZOMBIE = 0x20
+SIGBUS = 7
 SIGKILL = 9
 SIGSEGV = 11
 SIGPIPE = 13
@@ -114,9 +129,13 @@ SIG_IGN = 1
 SIG_HANDLER = 0x401000  # a handler function in the program's text
 FMODE_READ = 0x1
 FMODE_WRITE = 0x2
+O_RDONLY = 0
+O_RDWR = 2
+O_ACCMODE = 3
 O_NONBLOCK = 0o4000
 INIT = 1  # the child reaper
 KTHREADD = 2
+KSWAPD = 3
 MIGRATE_UNMOVABLE = MIGRATETYPE["MIGRATE_UNMOVABLE"]
 # include/uapi/linux/sched.h: CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
 CLONE_THREAD_FLAGS = 0x00000100 | 0x00000200 | 0x00000400 | 0x00000800 | 0x00010000
@@ -135,6 +154,7 @@ NR_syscalls = 436
 SYS_CALL_TABLE = {
     0: "sys_read",
     1: "sys_write",
+    2: "sys_open",
     3: "sys_close",
     9: "sys_mmap",
     10: "sys_mprotect",
@@ -149,12 +169,13 @@ SYS_CALL_TABLE = {
     60: "sys_exit",
     61: "sys_wait4",
     62: "sys_kill",
+    162: "sys_sync",
     293: "sys_pipe2",
 }
 NR = {name[4:]: nr for nr, name in SYS_CALL_TABLE.items()}
 # The random engines draw an action first, then its arguments: the system calls are three
 # actions, so that files and pipes, and signals, are not drowned by the thirty-odd others.
-FS_CALLS = frozenset(NR[n] for n in ("read", "write", "close", "pipe", "pipe2"))
+FS_CALLS = frozenset(NR[n] for n in ("read", "write", "open", "close", "pipe", "pipe2", "sync"))
 SIGNAL_CALLS = frozenset(NR[n] for n in ("kill", "rt_sigaction"))
 SYSCALL_ACTIONS = ("syscall", "fs_syscall", "signal_syscall")
 
@@ -181,8 +202,8 @@ class Proc(NamedTuple):
 
 
 class File(NamedTuple):
-    """struct file of a pipe end: the pipe_inode_info, FMODE_READ or FMODE_WRITE, f_count,
-    and f_flags (O_NONBLOCK or 0)."""
+    """struct file: the pipe_inode_info of a pipe end (FMODE_READ or FMODE_WRITE), 0 for
+    /data (FMODE_READ, with FMODE_WRITE if opened O_RDWR); f_count; f_flags (O_NONBLOCK or 0)."""
 
     pipe: int
     f_mode: int
@@ -222,11 +243,21 @@ class KernelConfig:
     """The machine and what its tasks may ask for."""
 
     # max_tasks: fork_init's max_threads, the tasks (init and kthreadd included) fork allows.
-    sched: SchedConfig = SchedConfig(nr_cpus=2, tasks=(), max_tasks=4, nice_values=(), preempt_sections=False)
+    sched: SchedConfig = SchedConfig(nr_cpus=2, tasks=(), max_tasks=5, nice_values=(), preempt_sections=False)
     # The page frames and SLUB's caches; task_struct, mm_struct and vm_area_struct sized
     # down so that a few share a page.
     slub: SlubConfig = SlubConfig(
-        buddy=replace(buddy.SMALL, ram=((0, 5, 0), (6, 40, 0)), max_zone_pfn=(2, 4, 40), cpu_to_node=(0, 0)),
+        # A machine kept near its watermarks, so that a few steps reach reclaim: the Normal
+        # zone's min, low and high are 20, 25 and 30 of its 35 pages (vm.min_free_kbytes 88,
+        # and vm.watermark_scale_factor at its maximum, 1000).
+        buddy=replace(
+            buddy.SMALL,
+            ram=((0, 5, 0), (6, 40, 0)),
+            max_zone_pfn=(2, 4, 40),
+            cpu_to_node=(0, 0),
+            min_free_kbytes=88,
+            watermark_scale_factor=1000,
+        ),
         slub_max_order=0,
         slub_min_objects=2,
         cpu_partial=2,
@@ -255,6 +286,8 @@ class KernelConfig:
     pipe_buffers: int = 2  # a new pipe's ring (PIPE_DEF_BUFFERS is 16)
     pipe_writes: tuple[int, ...] = (3072, 6144)  # the bytes a pipe write asks for
     pipe_reads: tuple[int, ...] = (4096,)
+    file_pages: int = 2  # the size of /data
+    swap_pages: int = 2  # the slots of the swap area
 
     def __post_init__(self) -> None:
         for name in (
@@ -283,6 +316,8 @@ class KernelConfig:
             or min((*self.pipe_writes, *self.pipe_reads), default=0) < 1
         ):
             raise ValueError("nr_open must be at least 2, pipe_buffers and the pipe sizes at least 1")
+        if self.file_pages < 1 or self.swap_pages < 0:
+            raise ValueError("file_pages must be at least 1, swap_pages at least 0")
         if self.pipe_buffers & (self.pipe_buffers - 1):
             raise ValueError(
                 f"pipe_buffers {self.pipe_buffers} is not a power of 2 (pipe_set_size rounds up)"
@@ -300,10 +335,22 @@ class KernelState(memcontrol.MemcgKmemHooks):
     max_threads: int  # kernel/fork.c max_threads, set by fork_init: copy_process refuses past it
     nr_open: int  # the fds of a table
     pipe_buffers: int  # a new pipe's ring
+    file_pages: int  # the size of /data
+    nr_swap: int  # the slots of the swap area
+    kswapd: int = 0  # pgdat->kswapd, set at boot
     procs: dict[int, Proc] = field(default_factory=dict)  # every task but the idle ones, zombies included
     mms: dict[int, MmStruct] = field(default_factory=dict)  # by mm_struct object
-    mapcount: dict[int, int] = field(default_factory=dict)  # the PTEs mapping each anonymous page
-    data: dict[int, int] = field(default_factory=dict)  # the word each anonymous page holds
+    mapcount: dict[int, int] = field(default_factory=dict)  # the PTEs mapping each user page
+    data: dict[int, int] = field(default_factory=dict)  # the word each user page holds
+    # The file, the swap area and reclaim: /data's page cache (file page -> pfn) and disk
+    # (file page -> word), each swap slot's count of PTEs and its word, the LRU list of user
+    # pages (oldest first) and the dirty page-cache pages.
+    page_cache: dict[int, int] = field(default_factory=dict)
+    disk: dict[int, int] = field(default_factory=dict)
+    swap_map: dict[int, int] = field(default_factory=dict)
+    swap_data: dict[int, int] = field(default_factory=dict)
+    lru: tuple[int, ...] = ()
+    dirty: frozenset[int] = frozenset()
     sleeps: dict[int, Sleep] = field(default_factory=dict)  # tasks inside a call that slept
     # Signals: the threads of an exiting group (SIGNAL_GROUP_EXIT: SIGKILL pending) with the
     # group's exit code; the other pending signals, per task and per group (tgid); each
@@ -320,6 +367,7 @@ class KernelState(memcontrol.MemcgKmemHooks):
     # (VM_READ | VM_WRITE | VM_EXEC) each page was asked for by mmap, mprotect or brk.
     stored: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     asked: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    file_stored: dict[int, int] = field(default_factory=dict)  # per page of /data, its last shared store
     # The memory and pids controllers (model/cgroup): the hierarchy, each task's cgroup, each
     # memcg's page counter, page->mem_cgroup of every charged page, each cgroup's pids.
     cgroups: dict[int, Cgroup] = field(default_factory=dict)
@@ -332,7 +380,6 @@ class KernelState(memcontrol.MemcgKmemHooks):
     # each system call it made with what it returned, and the charge, OOM and signal events.
     returns: tuple[tuple[int, int], ...] = field(default=())
     events: tuple[tuple[str, int, int], ...] = field(default=())
-    page_cache: tuple[tuple[int, int], ...] = field(default=())  # no file pages here yet
     mmap_locked: int | None = None  # the mm whose mmap_sem the running call holds for write
 
     @property
@@ -344,6 +391,13 @@ class KernelState(memcontrol.MemcgKmemHooks):
 
     def mem_cgroup_out_of_memory(self, memcg: int, cpu: int) -> bool:
         return mem_cgroup_out_of_memory(self, memcg, cpu)
+
+    def out_of_memory(self, cpu: int) -> bool:
+        """The global OOM killer: the memcg one's choice over every process."""
+        return mem_cgroup_out_of_memory(self, ROOT, cpu)
+
+    def try_to_free_mem_cgroup_pages(self, memcg: int, nr_pages: int, cpu: int) -> int:
+        return vmscan.try_to_free_mem_cgroup_pages(self, memcg, nr_pages, cpu)
 
     def mem_cgroup_charge(self, pfn: int, mm: int, cpu: int) -> bool:
         return mem_cgroup_charge(self, pfn, mm, cpu)
@@ -364,9 +418,13 @@ class KernelState(memcontrol.MemcgKmemHooks):
             self.max_threads,
             self.nr_open,
             self.pipe_buffers,
+            self.file_pages,
+            self.nr_swap,
+            self.kswapd,
         )
         for name in _STATE_DICTS:
             setattr(new, name, dict(getattr(self, name)))
+        new.lru, new.dirty = self.lru, self.dirty
         new.boot = self.boot
         new.slub.kmem = new
         return new
@@ -378,6 +436,8 @@ class KernelState(memcontrol.MemcgKmemHooks):
             self.pt.fingerprint(),
             tuple(t.fingerprint() for t in self.tlb),
             *(tuple(sorted(getattr(self, name).items())) for name in _STATE_DICTS),
+            self.lru,
+            self.dirty,
         )
 
     def current(self, cpu: int) -> int | None:
@@ -435,7 +495,9 @@ def mm_alloc(state: KernelState, cpu: int) -> int:
 def set_vmas(state: KernelState, mm: int, vmas: mmap.Vmas, cpu: int) -> bool:
     """The mm's VMAs become vmas, with vm_area_struct objects allocated for new ones
     (vm_area_alloc, vm_area_dup on a split) and freed for merged or unmapped ones
-    (vm_area_free). False, with nothing changed, when an object is not to be had."""
+    (vm_area_free), and each VMA's file referenced (get_file in mmap_region, __split_vma
+    and dup_mmap; fput in remove_vma and vma_merge). False, with nothing changed, when an
+    object is not to be had."""
     m = state.mms[mm]
     objs = list(m.vma_objects)
     while len(objs) < len(vmas):
@@ -448,6 +510,14 @@ def set_vmas(state: KernelState, mm: int, vmas: mmap.Vmas, cpu: int) -> bool:
     while len(objs) > len(vmas):
         kmem_cache_free(state, objs.pop(), cpu)
     state.mms[mm] = m._replace(vmas=vmas, vma_objects=tuple(objs))
+    refs = Counter(v.vm_file for v in vmas if v.vm_file)
+    refs.subtract(v.vm_file for v in m.vmas if v.vm_file)
+    for f, n in sorted(refs.items()):
+        if n > 0:
+            state.files[f] = state.files[f]._replace(f_count=state.files[f].f_count + n)
+    for f, n in sorted(refs.items()):
+        for _ in range(-n):
+            fput(state, f, cpu)
     return True
 
 
@@ -470,11 +540,11 @@ def unmap_ranges(state: KernelState, cpu: int, mm: int, ranges: Iterable[tuple[i
 
 
 def mmput(state: KernelState, mm: int, cpu: int) -> None:
-    """The last user of an mm is gone: exit_mmap, then the VMAs' and the mm's objects freed."""
+    """The last user of an mm is gone: exit_mmap, then the VMAs (their objects freed, their
+    files put) and the mm's object."""
     memory.exit_mmap(state, cpu, mm)
-    m = state.mms.pop(mm)
-    for obj in m.vma_objects:
-        kmem_cache_free(state, obj, cpu)
+    set_vmas(state, mm, (), cpu)
+    del state.mms[mm]
     kmem_cache_free(state, mm, cpu)
     del state.stored[mm], state.asked[mm]
 
@@ -560,12 +630,14 @@ def mem_cgroup_out_of_memory(state: KernelState, memcg: int, cpu: int) -> bool:
 
 
 def oom_reap(state: KernelState, cpu: int, mm: int) -> None:
-    """__oom_reap_task_mm: every anonymous page of the victim's mm unmapped and freed (the
-    VMAs and page tables stay for exit_mmap); the victim will read nothing back."""
-    pgd = state.mms[mm].pgd
-    for vaddr, pfn, _ in mmu.mapped(state.pt, pgd):
-        state.pt = mmu.pte_clear(state.pt, pgd, vaddr)
-        memory.put_page(state, pfn, cpu)
+    """__oom_reap_task_mm: the private mappings of the victim's mm unmapped, their pages and
+    swap slots freed (the VMAs and page tables stay for exit_mmap); the victim will read
+    nothing back."""
+    m = state.mms[mm]
+    for vaddr, pfn, flags in mmu.leaves(state.pt, m.pgd):
+        vma = mmap.find_vma(m.vmas, vaddr)
+        if vma is None or not vma.vm_flags & mmap.VM_SHARED:
+            memory.zap_pte(state, cpu, m.pgd, vaddr, pfn, flags)
     memory.flush_tlb_mm_range(state, cpu, mm, 0, mmu.TASK_SIZE_TOP)
     state.stored[mm] = ()
 
@@ -577,12 +649,36 @@ def sys_getpid(state: KernelState, cpu: int, pid: int) -> int:
     return state.procs[pid].tgid
 
 
-def sys_mmap(state: KernelState, cpu: int, pid: int, addr: int, length: int, prot: int, flags: int) -> int:
-    """mm/mmap.c ksys_mmap_pgoff -> do_mmap: the address, or -errno."""
+def sys_mmap(
+    state: KernelState,
+    cpu: int,
+    pid: int,
+    addr: int,
+    length: int,
+    prot: int,
+    flags: int,
+    fd: int = -1,
+    off: int = 0,
+) -> int:
+    """mm/mmap.c ksys_mmap_pgoff -> do_mmap: the address, or -errno (-EBADF for a bad fd
+    without MAP_ANONYMOUS, -ENODEV for a pipe, -EINVAL for an offset not page-aligned)."""
     mm = state.procs[pid].mm
     assert mm is not None
+    file = None
+    if not flags & mmap.MAP_ANONYMOUS:
+        f = fd_file(state, pid, fd, FMODE_READ | FMODE_WRITE)
+        if not f:
+            return -EBADF
+        if state.files[f].pipe:
+            return -ENODEV
+        if off & (PAGE_SIZE - 1):
+            return -EINVAL
+        mode = state.files[f].f_mode
+        file = (f, bool(mode & FMODE_READ), bool(mode & FMODE_WRITE))
     old = state.mms[mm].vmas
-    vmas, ret, unmapped = mmap.do_mmap(old, addr, length, prot, flags, MMAP_BASE, MMAP_MIN_ADDR)
+    vmas, ret, unmapped = mmap.do_mmap(
+        old, addr, length, prot, flags, MMAP_BASE, MMAP_MIN_ADDR, file, off // PAGE_SIZE
+    )
     if ret < 0:
         return ret
     if not set_vmas(state, mm, vmas, cpu):
@@ -1069,6 +1165,31 @@ def sys_pipe2(state: KernelState, cpu: int, pid: int, flags: int) -> int:
     return 0
 
 
+def sys_open(state: KernelState, cpu: int, pid: int, flags: int) -> int:
+    """fs/open.c do_sys_open of /data: the lowest free fd (get_unused_fd_flags) and a struct
+    file (alloc_empty_file), readable, and writable with O_RDWR. The fd; -EINVAL for other
+    flags (O_WRONLY included: the model's file is only mapped); -EMFILE with no fd free;
+    -ENFILE without memory."""
+    if flags not in (O_RDONLY, O_RDWR):
+        return -EINVAL
+    key = state.procs[pid].files
+    fd = next((n for n, f in enumerate(state.fdt[key]) if not f), None)
+    if fd is None:
+        return -EMFILE
+    f = kmem_cache_alloc(state, "filp", cpu)
+    if not f:
+        return -ENFILE
+    state.files[f] = File(0, FMODE_READ | (FMODE_WRITE if flags == O_RDWR else 0), 1)
+    state.fdt[key] = tuple(f if n == fd else g for n, g in enumerate(state.fdt[key]))
+    return fd
+
+
+def sys_sync(state: KernelState, cpu: int, pid: int) -> int:
+    """fs/sync.c ksys_sync: /data's dirty pages written back (write_cache_pages)."""
+    filemap.write_cache_pages(state, cpu)
+    return 0
+
+
 def sys_close(state: KernelState, cpu: int, pid: int, fd: int) -> int:
     """fs/open.c close -> __close_fd: the fd freed and its file put. 0, or -EBADF."""
     f = fd_file(state, pid, fd, FMODE_READ | FMODE_WRITE)
@@ -1088,7 +1209,8 @@ def fput(state: KernelState, f: int, cpu: int) -> None:
         return
     del state.files[f]
     kmem_cache_free(state, f, cpu)
-    pipe_release(state, file, cpu)
+    if file.pipe:
+        pipe_release(state, file, cpu)
 
 
 def pipe_release(state: KernelState, file: File, cpu: int) -> None:
@@ -1152,6 +1274,8 @@ def sys_read(state: KernelState, cpu: int, pid: int, fd: int, count: int) -> int
     if not f:
         return -EBADF
     obj = state.files[f].pipe
+    if not obj:
+        return -EINVAL
     p = state.pipes[obj]
     do_wakeup = False
     while True:
@@ -1199,6 +1323,8 @@ def sys_write(state: KernelState, cpu: int, pid: int, fd: int, count: int) -> in
     if not f:
         return -EBADF
     obj = state.files[f].pipe
+    if not obj:
+        return -EINVAL
     p = state.pipes[obj]
     do_wakeup = False
     if sleep is None and p.readers:
@@ -1273,7 +1399,7 @@ def user_access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
     pid = state.sched.rqs[cpu].curr
     mm = state.procs[pid].mm
     assert mm is not None
-    for _ in range(3):  # a fault, then possibly a copy-on-write fault
+    for _ in range(4):  # a fault, a copy-on-write fault, and a retry if reclaim took the page
         result = memory.translate(state, cpu, vaddr, write)
         if not isinstance(result, PageFault):
             break
@@ -1284,21 +1410,31 @@ def user_access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
         raise AssertionError(f"{vaddr:#x}: the access still faults after its faults were handled")
     if write:
         state.data[result] = pid
-        state.stored[mm] = tuple(sorted({**dict(state.stored[mm]), vaddr: pid}.items()))
+        vma = mmap.find_vma(state.mms[mm].vmas, vaddr)
+        if vma is not None and vma.vm_flags & mmap.VM_SHARED:
+            state.file_stored[mmap.linear_page_index(vma, vaddr)] = pid
+        else:
+            state.stored[mm] = tuple(sorted({**dict(state.stored[mm]), vaddr: pid}.items()))
     return state.data[result]
 
 
 def access(state: KernelState, cpu: int, vaddr: int, write: bool) -> int:
     """A user access (user_access), and the fault's end when it could not be handled: the
-    group's exit with SIGSEGV for a bad area, SIGKILL when there was no memory
-    (pagefault_out_of_memory, the global OOM killer not being modelled). The word, or -1.
+    group's exit with SIGSEGV for a bad area, SIGBUS past the end of the file, SIGKILL when
+    there was no memory (pagefault_out_of_memory, the OOM killer having found no victim
+    either). The word, or -1.
     init's threads are not killed (a kill would panic the kernel): their accesses that find
     no memory fail and may be retried, and they are never offered a bad address."""
     pid = state.sched.rqs[cpu].curr
     word = user_access(state, cpu, vaddr, write)
     if word < 0:
         if state.procs[pid].tgid != INIT:
-            code = SIGSEGV if -word & memory.VM_FAULT_SIGSEGV else SIGKILL
+            fault = -word
+            code = SIGKILL  # VM_FAULT_OOM
+            if fault & memory.VM_FAULT_SIGSEGV:
+                code = SIGSEGV
+            elif fault & memory.VM_FAULT_SIGBUS:
+                code = SIGBUS
             send_group_exit(state, state.procs[pid].tgid, code, cpu)  # force_sig
             do_exit(state, cpu, pid, code)
         return -1
@@ -1327,9 +1463,17 @@ def _task_calls(m: KernelModel, s: KernelState, pid: int) -> list[tuple[int, tup
     mm = s.mms[s.procs[pid].mm]  # type: ignore[index]
     calls: list[tuple[int, tuple[int, ...]]] = [(NR["getpid"], ()), (NR_syscalls, ())]
     if len(mm.vmas) < m.config.max_vmas:
+        rw = mmap.PROT_READ | mmap.PROT_WRITE
         for n in m.config.mmap_pages:
-            calls.append((NR["mmap"], (0, n * PAGE_SIZE, mmap.PROT_READ | mmap.PROT_WRITE, ANON)))
+            calls.append((NR["mmap"], (0, n * PAGE_SIZE, rw, ANON)))
         calls.append((NR["mmap"], (0, PAGE_SIZE, mmap.PROT_READ, ANON)))
+        length = m.config.file_pages * PAGE_SIZE
+        for fd, f in enumerate(s.fdt[s.procs[pid].files]):
+            if f and not s.files[f].pipe:  # all of /data, shared and private
+                calls += [
+                    (NR["mmap"], (0, length, rw, share, fd, 0))
+                    for share in (mmap.MAP_SHARED, mmap.MAP_PRIVATE)
+                ]
     for v in mm.vmas:
         if v.vm_start != STACK_TOP - PAGE_SIZE:
             calls.append((NR["munmap"], (v.vm_start, PAGE_SIZE)))
@@ -1366,11 +1510,15 @@ def _signal_calls(m: KernelModel, s: KernelState, pid: int) -> list[tuple[int, t
 
 
 def _fs_calls(m: KernelModel, s: KernelState, pid: int) -> list[tuple[int, tuple[int, ...]]]:
-    """pipe and pipe2(O_NONBLOCK), and on each open fd close and a read or write of each size."""
+    """pipe and pipe2(O_NONBLOCK), open of /data read-only and read-write, sync, and on each
+    open fd close and on a pipe's a read or write of each size."""
     calls: list[tuple[int, tuple[int, ...]]] = [(NR["pipe"], ()), (NR["pipe2"], (O_NONBLOCK,))]
+    calls += [(NR["open"], (O_RDONLY,)), (NR["open"], (O_RDWR,)), (NR["sync"], ())]
     for fd, f in enumerate(s.fdt[s.procs[pid].files]):
         if f:
             calls.append((NR["close"], (fd,)))
+            if not s.files[f].pipe:
+                continue
             write = s.files[f].f_mode == FMODE_WRITE
             sizes = m.config.pipe_writes if write else m.config.pipe_reads
             calls += [(NR["write" if write else "read"], (fd, n)) for n in sizes]
@@ -1452,14 +1600,23 @@ def _kthreadd_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
     ]
 
 
+def _kswapd_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
+    return [
+        (cpu,)
+        for cpu in range(len(s.tlb))
+        if s.sched.rqs[cpu].curr == s.kswapd and s.sched.tasks[s.kswapd].state == TASK_RUNNING
+    ]
+
+
 def _kernel_init_domain(m: KernelModel, s: KernelState) -> Iterable[tuple[int]]:
     return [(cpu,) for cpu in range(len(s.tlb)) if s.sched.rqs[cpu].curr == INIT and s.procs[INIT].mm is None]
 
 
-# Small: two CPUs, up to four tasks (init, kthreadd and two more), 38 page frames, pipes
-# of two buffers.
+# Small: two CPUs, up to five tasks (init, kthreadd, kswapd and two more), 38 page frames,
+# pipes of two buffers, a file of two pages and two swap slots.
 SMALL = KernelConfig()
-# Large: two CPUs, up to eight tasks, 1,024 page frames, pipes of two buffers.
+# Large: two CPUs, up to eight tasks, 1,024 page frames, pipes of two buffers, a file of
+# four pages and 16 swap slots.
 LARGE = KernelConfig(
     sched=SchedConfig(nr_cpus=2, tasks=(), max_tasks=8, nice_values=(), preempt_sections=False),
     slub=replace(
@@ -1471,6 +1628,7 @@ LARGE = KernelConfig(
             ram=((0, 1024, 0),),
             max_zone_pfn=(16, 512, 1024),
             cpu_to_node=(0, 0),
+            watermark_scale_factor=1000,
         ),
     ),
     mmap_pages=(1, 2, 3),
@@ -1480,7 +1638,9 @@ LARGE = KernelConfig(
     pipe_buffers=2,
     pipe_writes=(1024, 3072, 4096, 8192),
     pipe_reads=(1024, 8192),
-    limits=("64K", "8X"),  # and the squeeze: limits only tighten, and the OOM killer gets work
+    limits=("64K", "8X"),  # and the squeeze: limits only tighten, and reclaim and the OOM killer get work
+    file_pages=4,
+    swap_pages=16,
 )
 
 
@@ -1526,6 +1686,8 @@ class KernelModel(Model[KernelState, KernelConfig]):
             self.config.sched.max_tasks,
             self.config.nr_open,
             self.config.pipe_buffers,
+            self.config.file_pages,
+            self.config.swap_pages,
             cgroups={ROOT: Cgroup("", None, ROOT_TASK_GROUP)},
             memory={ROOT: PageCounter()},
             pids={ROOT: PidsCgroup()},
@@ -1535,11 +1697,15 @@ class KernelModel(Model[KernelState, KernelConfig]):
             cg = cgroup_mkdir(state, ROOT, name, ROOT_TASK_GROUP)
             state.memory[cg], state.pids[cg] = PageCounter(), PidsCgroup()
         boot += ["cgroup_init", "rest_init"]
-        for pid, target in ((INIT, 0), (KTHREADD, self.config.sched.nr_cpus - 1)):  # kernel_thread
+        # kernel_thread(kernel_init) and kernel_thread(kthreadd); then kswapd_init, an initcall
+        # of kernel_init, has kthreadd make kswapd0 (made here at once).
+        last = self.config.sched.nr_cpus - 1
+        for pid, parent, target in ((INIT, 0, 0), (KTHREADD, 0, last), (KSWAPD, KTHREADD, last)):
             task = kmem_cache_alloc(state, "task_struct", 0)
             assert SchedModel.fork(state.sched, 0, target) == pid and task
-            state.procs[pid] = Proc(0, None, task, pid)
+            state.procs[pid] = Proc(parent, None, task, pid)
             state.css_set[pid] = ROOT
+        state.kswapd = KSWAPD
         state.procs[INIT] = state.procs[INIT]._replace(files=INIT)  # the init program's fd table
         state.fdt[INIT] = (0,) * self.config.nr_open
         state.css_set[INIT] = min(c for c in state.cgroups if c != ROOT)
@@ -1548,7 +1714,7 @@ class KernelModel(Model[KernelState, KernelConfig]):
             core.schedule(state.sched, cpu)
         while self.kernel_init_pending(state):
             for act, args in self.enabled(state):
-                if act.name in ("kernel_init", "kthreadd"):
+                if act.name in ("kernel_init", "kthreadd", "kswapd"):
                     act.effect(self, state, *args)
                     break
             else:
@@ -1561,7 +1727,9 @@ class KernelModel(Model[KernelState, KernelConfig]):
 
     @staticmethod
     def kernel_init_pending(state: KernelState) -> bool:
-        return state.procs[INIT].mm is None or state.sched.tasks[KTHREADD].state == TASK_RUNNING
+        return state.procs[INIT].mm is None or any(
+            state.sched.tasks[t].state == TASK_RUNNING for t in (KTHREADD, KSWAPD)
+        )
 
     def step(self, state: KernelState, act: Any, args: Any) -> tuple[KernelState, Any]:
         after, result = super().step(state, act, args)
@@ -1572,7 +1740,9 @@ class KernelModel(Model[KernelState, KernelConfig]):
 
     def diagram(self, steps: Sequence[Step]) -> list[str]:
         """Each step with its result and who runs on each CPU, then what it changed: tasks
-        (made, exited, reaped), each mm's VMAs and PTEs, and each CPU's CR3 and TLB."""
+        (made, exited, reaped), each mm's VMAs and PTEs (swap entries too), sleeps and
+        signals, pipes and fd tables, /data's pages, the swap slots, what reclaim freed, and
+        each CPU's CR3 and TLB."""
         state = self.init_state()
         lines = []
         for n, step in enumerate(steps, 1):
@@ -1593,6 +1763,13 @@ class KernelModel(Model[KernelState, KernelConfig]):
     def kthreadd(self, s: KernelState, cpu: int) -> None:
         """kernel/kthread.c kthreadd: nothing on kthread_create_list, so it sleeps."""
         core.set_task(s.sched, KTHREADD, state=TASK_INTERRUPTIBLE)
+        core.schedule(s.sched, cpu)
+
+    @action("cpu", domain=_kswapd_domain)
+    def kswapd(self, s: KernelState, cpu: int) -> None:
+        """mm/vmscan.c kswapd, woken: balance_pgdat, then it sleeps on pgdat->kswapd_wait."""
+        vmscan.balance_pgdat(s, cpu)
+        core.set_task(s.sched, s.kswapd, state=TASK_INTERRUPTIBLE)
         core.schedule(s.sched, cpu)
 
     @action("cpu", "nr", "args", domain=_syscall_domain(_task_calls))
@@ -1678,8 +1855,16 @@ def _call(step: Step) -> str:
     return f"cpu{cpu}: {name}({', '.join(map(_num, args))})"
 
 
-def _pte(flags: int) -> str:
-    return "rw" if flags & mmu._PAGE_RW else "ro"
+def _file(vma: mmap.Vma) -> str:
+    if not vma.vm_file:
+        return ""
+    return f" {'shared' if vma.vm_flags & mmap.VM_SHARED else 'private'} /data@{vma.vm_pgoff}"
+
+
+def _pte(pfn: int, flags: int) -> str:
+    if not flags & mmu._PAGE_PRESENT:
+        return f"swap slot {pfn}"
+    return f"pfn {pfn} {'rw' if flags & mmu._PAGE_RW else 'ro'}"
 
 
 def _changes(before: KernelState, after: KernelState) -> list[str]:
@@ -1702,12 +1887,12 @@ def _changes(before: KernelState, after: KernelState) -> list[str]:
             out.append(f"mm {mm:#x} freed")
             continue
         if m0 is None or m0.vmas != m1.vmas:
-            vmas = " ".join(f"[{v.vm_start:#x},{v.vm_end:#x}){v.vm_flags & 7}" for v in m1.vmas)
+            vmas = " ".join(f"[{v.vm_start:#x},{v.vm_end:#x}){v.vm_flags & 7}{_file(v)}" for v in m1.vmas)
             out.append(f"mm {mm:#x} VMAs {vmas}")
-        ptes0 = {v: (p, f) for v, p, f in mmu.mapped(before.pt, m0.pgd)} if m0 else {}
-        ptes1 = {v: (p, f) for v, p, f in mmu.mapped(after.pt, m1.pgd)}
+        ptes0 = {v: (p, f) for v, p, f in mmu.leaves(before.pt, m0.pgd)} if m0 else {}
+        ptes1 = {v: (p, f) for v, p, f in mmu.leaves(after.pt, m1.pgd)}
         changed = [
-            f"{v:#x}->" + (f"pfn {ptes1[v][0]} {_pte(ptes1[v][1])}" if v in ptes1 else "none")
+            f"{v:#x}->" + (_pte(*ptes1[v]) if v in ptes1 else "none")
             for v in sorted(set(ptes0) | set(ptes1))
             if ptes0.get(v) != ptes1.get(v)
         ]
@@ -1743,10 +1928,20 @@ def _changes(before: KernelState, after: KernelState) -> list[str]:
             fds = after.fdt.get(key)
             shown = " ".join(f"{fd}:{_num(f)}" for fd, f in enumerate(fds) if f) if fds else "closed"
             out.append(f"fd table {key}: {shown or 'empty'}")
+    for index in range(after.file_pages):
+        c0, c1 = before.page_cache.get(index), after.page_cache.get(index)
+        dirty = c1 in after.dirty
+        if (c0, c0 in before.dirty, before.disk.get(index)) != (c1, dirty, after.disk.get(index)):
+            cached = f"in pfn {c1}{' dirty' if dirty else ''}" if c1 is not None else "not cached"
+            out.append(f"/data page {index}: {cached}, {after.disk.get(index, 0)} on disk")
+    if before.swap_map != after.swap_map:
+        slots = " ".join(f"{n}:{after.swap_data[n]}x{c}" for n, c in sorted(after.swap_map.items()))
+        out.append(f"swap slots (slot:word x entries) {slots or 'free'}")
+    for kind, memcg, pfn in after.events:
+        if kind == "reclaim":
+            out.append(f"reclaim freed pfn {pfn} of {memcg}")
     for cpu, (t0, t1) in enumerate(zip(before.tlb, after.tlb, strict=True)):
         if t0 != t1:
-            entries = ", ".join(
-                f"{vpn << 12:#x}->pfn {p} {_pte(f)}" for vpn, (p, f) in sorted(t1.entries.items())
-            )
+            entries = ", ".join(f"{vpn << 12:#x}->{_pte(p, f)}" for vpn, (p, f) in sorted(t1.entries.items()))
             out.append(f"cpu{cpu} CR3 pgd {t1.pgd}, TLB {{{entries}}}")
     return out

@@ -16,19 +16,25 @@ from model.hw import mmu
 from model.hw.mmu import PAGE_SIZE
 from model.kernel import (
     CLONE_THREAD_FLAGS,
+    EACCES,
     EAGAIN,
     ECHILD,
     EINTR,
     EINVAL,
+    ENODEV,
     ENOSYS,
     EPIPE,
     ESRCH,
     INIT,
+    KSWAPD,
     KTHREADD,
     NR,
     O_NONBLOCK,
+    O_RDONLY,
+    O_RDWR,
     SIG_HANDLER,
     SIG_IGN,
+    SIGBUS,
     SIGCHLD,
     SIGKILL,
     SIGPIPE,
@@ -42,10 +48,14 @@ from model.kernel import (
     NR_syscalls,
     syscall_action,
 )
-from model.mm import mmap
+from model.mm import mmap, vmscan
+from model.mm.mmzone import WMARK_HIGH, WMARK_LOW
 from model.sched.sched import TASK_INTERRUPTIBLE, idle_pid
 
 STACK = STACK_TOP - PAGE_SIZE
+# The small machine with the watermarks of an ordinary one (min_free_kbytes 16: min, low and
+# high 3, 6 and 9 pages), for the tests that reclaim and kswapd would only get in the way of.
+ROOMY = replace(SMALL, slub=replace(SMALL.slub, buddy=replace(SMALL.slub.buddy, min_free_kbytes=16)))
 RW = mmap.PROT_READ | mmap.PROT_WRITE
 ANON = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
 
@@ -72,8 +82,8 @@ def syscall(cpu: int, name: str, *args: int) -> tuple[str, tuple[Any, ...]]:
     return (syscall_action(NR[name]), (cpu, NR[name], tuple(args)))
 
 
-def test_boot_runs_start_kernel_in_order_and_leaves_init_and_kthreadd() -> None:
-    state = KernelModel().init_state()
+def test_boot_runs_start_kernel_in_order_and_leaves_init_kthreadd_and_kswapd() -> None:
+    state = KernelModel(ROOMY).init_state()
     assert state.boot == (
         "trap_init",
         "mm_init",
@@ -84,7 +94,9 @@ def test_boot_runs_start_kernel_in_order_and_leaves_init_and_kthreadd() -> None:
         "cgroup_init",
         "rest_init",
     )
-    assert sorted(state.procs) == [INIT, KTHREADD]
+    assert sorted(state.procs) == [INIT, KTHREADD, KSWAPD] and state.kswapd == KSWAPD
+    assert state.procs[KSWAPD].parent == KTHREADD and state.procs[KSWAPD].mm is None
+    assert state.sched.tasks[KSWAPD].state == TASK_INTERRUPTIBLE  # memory is plentiful: it sleeps
     assert state.procs[INIT].mm is not None and state.procs[KTHREADD].mm is None  # init ran its program
     assert state.sched.tasks[KTHREADD].state == TASK_INTERRUPTIBLE and not state.sched.tasks[KTHREADD].on_rq
     assert state.sched.rqs[0].idle == idle_pid(0)  # init_task, pid 0, is CPU 0's idle task
@@ -102,16 +114,16 @@ def test_boot_runs_start_kernel_in_order_and_leaves_init_and_kthreadd() -> None:
 
 
 def test_a_number_outside_the_table_is_enosys_and_changes_nothing() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     after, (result,) = run(model, state, ("syscall", (0, NR_syscalls, ())))
     assert result == -ENOSYS and after.fingerprint() == state.fingerprint()
     # A number inside the range but not in the modelled table is sys_ni_syscall's too.
-    assert KernelModel().step(state, model.action_by_name["syscall"], (0, 2, ()))[1] == -ENOSYS  # open
+    assert KernelModel(ROOMY).step(state, model.action_by_name["syscall"], (0, 4, ()))[1] == -ENOSYS  # stat
 
 
 def test_a_write_after_fork_breaks_copy_on_write() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (_, child) = run(model, state, ("store", (0, STACK)), syscall(0, "fork", 1))
     parent_pfn = mmu.walk(state.pt, state.mms[state.procs[INIT].mm].pgd, STACK)
@@ -128,7 +140,7 @@ def test_a_write_after_fork_breaks_copy_on_write() -> None:
 
 
 def test_munmap_and_mprotect_flush_the_tlb() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (addr,) = run(model, state, syscall(0, "mmap", 0, PAGE_SIZE, RW, ANON))
     state, _ = run(model, state, ("store", (0, addr)))
@@ -143,7 +155,7 @@ def test_munmap_and_mprotect_flush_the_tlb() -> None:
 
 
 def test_exit_leaves_a_zombie_for_wait4_and_gives_every_page_back() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     assert run(model, state, syscall(0, "wait4"))[1] == [-ECHILD]
     allocated = set(state.mm.allocated)
@@ -169,7 +181,7 @@ def test_exit_leaves_a_zombie_for_wait4_and_gives_every_page_back() -> None:
 
 
 def test_brk_grows_and_shrinks_the_heap_unmapping_what_it_gives_up() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (brk,) = run(model, state, syscall(0, "brk", START_BRK + PAGE_SIZE))
     assert brk == START_BRK + PAGE_SIZE
@@ -182,7 +194,7 @@ def test_brk_grows_and_shrinks_the_heap_unmapping_what_it_gives_up() -> None:
 
 
 def test_a_fault_outside_every_vma_kills_the_task_with_sigsegv() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (child,) = run(model, state, syscall(0, "fork", 1))
     state, (result,) = run(model, state, ("load", (1, 0x10000)))
@@ -190,7 +202,7 @@ def test_a_fault_outside_every_vma_kills_the_task_with_sigsegv() -> None:
 
 
 def test_a_small_exploration_holds() -> None:
-    result = explore(KernelModel(), invariants.for_model("kernel"), max_states=5_000)
+    result = explore(KernelModel(ROOMY), invariants.for_model("kernel"), max_states=5_000)
     assert result.status == "pass", result.counterexample
 
 
@@ -225,7 +237,7 @@ def test_the_small_config_is_the_default() -> None:
 
 
 def test_a_counterexample_is_drawn_with_the_ptes_and_tlbs_it_changed() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     steps = [
         Step("syscall", (0, NR["mmap"], (0, PAGE_SIZE, RW, ANON))),
         Step("load", (0, 0x7EFFFFFFF000)),
@@ -241,7 +253,7 @@ def test_a_counterexample_is_drawn_with_the_ptes_and_tlbs_it_changed() -> None:
 
 
 def test_threads_share_the_mm_and_a_flush_reaches_every_cpu_running_it() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (addr,) = run(model, state, syscall(0, "mmap", 0, PAGE_SIZE, RW, ANON))
     state, (thread,) = run(model, state, syscall(0, "clone", CLONE_THREAD_FLAGS, 1))
@@ -260,7 +272,7 @@ def test_threads_share_the_mm_and_a_flush_reaches_every_cpu_running_it() -> None
 
 
 def test_a_leader_that_exits_before_its_threads_is_reaped_after_them() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (child, _) = run(model, state, syscall(0, "fork", 1), syscall(0, "wait4"))  # init sleeps
     state, (thread,) = run(model, state, syscall(1, "clone", CLONE_THREAD_FLAGS, 0))
@@ -276,7 +288,7 @@ def test_a_leader_that_exits_before_its_threads_is_reaped_after_them() -> None:
 
 
 def test_sigkill_wakes_a_sleeper_and_every_thread_dies_on_its_way_back_to_user_mode() -> None:
-    model = KernelModel(replace(SMALL, sched=replace(SMALL.sched, max_tasks=5)))
+    model = KernelModel(replace(ROOMY, sched=replace(SMALL.sched, max_tasks=6)))
     state = model.init_state()
     state, (child,) = run(model, state, syscall(0, "fork", 1))
     state, (grandchild, _) = run(model, state, syscall(1, "fork", 1), syscall(1, "wait4"))
@@ -301,7 +313,7 @@ def test_sigkill_wakes_a_sleeper_and_every_thread_dies_on_its_way_back_to_user_m
 
 
 def test_pages_page_tables_and_slabs_are_charged_to_the_tasks_memcg() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     a = state.css_set[INIT]
     assert state.cgroups[a].name == "A"
@@ -320,7 +332,7 @@ def test_pages_page_tables_and_slabs_are_charged_to_the_tasks_memcg() -> None:
 
 
 def test_the_memcg_oom_killer_kills_inside_the_memcg_and_reaps_at_once() -> None:
-    model = KernelModel(replace(SMALL, limits=("36K",)))
+    model = KernelModel(replace(ROOMY, limits=("36K",)))
     state = model.init_state()
     a = state.css_set[INIT]
     state, (child, _) = run(model, state, syscall(0, "fork", 1), ("store", (1, STACK)))
@@ -338,7 +350,7 @@ def test_a_copy_on_write_fault_whose_charge_reaps_its_own_mm_is_retried() -> Non
     """wp_page_copy charges the new page, and the charge may OOM-kill and reap the faulting
     process itself: the PTE then no longer maps the old page (pte_same fails), so the new
     page goes back and the fault is retried instead of dropping the old page's mapping twice."""
-    model = KernelModel(replace(SMALL, limits=("20K",)))
+    model = KernelModel(replace(ROOMY, limits=("20K",), swap_pages=0))
     state = model.init_state()
     state, (_, child) = run(model, state, ("load", (0, STACK)), syscall(0, "fork", 1))
     b = next(c for c in state.cgroups if state.cgroups[c].name == "B")
@@ -357,7 +369,7 @@ def test_a_copy_on_write_fault_whose_charge_reaps_its_own_mm_is_retried() -> Non
 
 
 def test_a_pipe_read_sleeps_until_a_write_wakes_it() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (ret, child) = run(model, state, syscall(0, "pipe"), syscall(0, "fork", 1))
     assert ret == 0 and state.fdt[INIT][:2] == state.fdt[child][:2]  # fork shares the files
@@ -381,7 +393,7 @@ def test_a_pipe_read_sleeps_until_a_write_wakes_it() -> None:
 
 
 def test_a_write_of_at_most_pipe_buf_bytes_is_never_split() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (_, child) = run(model, state, syscall(0, "pipe"), syscall(0, "fork", 1))
     # Two 3072-byte writes take both buffers of the ring: the second's head does not fit
@@ -416,7 +428,7 @@ def pipe_of(state: KernelState) -> int:
 
 
 def test_a_write_with_no_reader_gets_epipe_and_sigpipe() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (_, child, _) = run(
         model, state, syscall(0, "pipe"), syscall(0, "fork", 1), syscall(0, "close", 0)
@@ -438,7 +450,7 @@ def test_a_write_with_no_reader_gets_epipe_and_sigpipe() -> None:
 
 
 def test_a_parent_ignoring_sigchld_has_its_children_reaped_as_they_die() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (ret, child, _) = run(
         model, state, syscall(0, "rt_sigaction", SIGCHLD, SIG_IGN), syscall(0, "fork", 1), syscall(0, "wait4")
@@ -451,7 +463,7 @@ def test_a_parent_ignoring_sigchld_has_its_children_reaped_as_they_die() -> None
 
 
 def test_a_handled_signal_interrupts_wait4_and_runs_its_handler() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (_, child, _) = run(
         model,
@@ -485,18 +497,18 @@ def test_a_diagram_shows_sleeps_wakeups_and_pipes() -> None:
         Step("fs_syscall", (1, NR["read"], (0, 4096))),
         Step("fs_syscall", (0, NR["write"], (1, 3072))),
     ]
-    lines = KernelModel().diagram(steps)
-    assert lines[lines.index("       task 3 sleeps on pipe of 0x20000") - 1].startswith(
+    lines = KernelModel(ROOMY).diagram(steps)
+    assert lines[lines.index("       task 4 sleeps on pipe of 0x20000") - 1].startswith(
         "  3  cpu1: read(0, 4096) -> sleeps"
     )
     assert lines[-2:] == [
-        "       task 3 woken",
+        "       task 4 woken",
         "       pipe 0x20000: 3072B of 1 in 1 of 2 buffers, 1 readers, 1 writers",
     ]
 
 
 def test_pids_max_refuses_a_fork_until_a_zombie_is_reaped() -> None:
-    model = KernelModel(replace(SMALL, sched=replace(SMALL.sched, max_tasks=5)))
+    model = KernelModel(replace(ROOMY, sched=replace(SMALL.sched, max_tasks=6)))
     state = model.init_state()
     a = state.css_set[INIT]
     assert state.pids[a].counter == 1  # init
@@ -514,7 +526,7 @@ def test_pids_max_refuses_a_fork_until_a_zombie_is_reaped() -> None:
 
 
 def test_an_o_nonblock_pipe_returns_eagain_instead_of_sleeping() -> None:
-    model = KernelModel()
+    model = KernelModel(ROOMY)
     state = model.init_state()
     state, (ret, empty, full, partial, again) = run(
         model,
@@ -527,3 +539,189 @@ def test_an_o_nonblock_pipe_returns_eagain_instead_of_sleeping() -> None:
     )
     assert (ret, empty, full, partial, again) == (0, -EAGAIN, 6144, -EAGAIN, 4096)
     assert not state.sleeps and state.files[state.fdt[INIT][0]].f_flags == O_NONBLOCK
+
+
+# Files, the page cache, reclaim and swap.
+
+
+def test_a_shared_file_mapping_shows_every_store_and_a_private_one_copies_on_its_first_write() -> None:
+    model = KernelModel(ROOMY)
+    state = model.init_state()
+    length = SMALL.file_pages * PAGE_SIZE
+    state, (fd,) = run(model, state, syscall(0, "open", O_RDWR))
+    state, (shared, private) = run(
+        model,
+        state,
+        syscall(0, "mmap", 0, length, RW, mmap.MAP_SHARED, fd, 0),
+        syscall(0, "mmap", 0, length, RW, mmap.MAP_PRIVATE, fd, 0),
+    )
+    assert state.files[state.fdt[INIT][fd]].f_count == 3  # the fd and the two VMAs
+    state, (zero, child, stored) = run(
+        model, state, ("load", (0, private)), syscall(0, "fork", 1), ("store", (1, shared))
+    )
+    assert zero == 0 and stored == child
+    page = state.page_cache[0]
+    assert page in state.dirty and state.file_stored == {0: child}
+    # The parent's private mapping, not yet written, reads the page cache: the child's word.
+    state, (via_shared, via_private) = run(model, state, ("load", (0, shared)), ("load", (0, private)))
+    assert via_shared == via_private == child
+    # Its first write copies the page; the file keeps the child's word.
+    state, (written, child_private, still) = run(
+        model, state, ("store", (0, private)), ("load", (1, private)), ("load", (0, shared))
+    )
+    assert written == INIT and child_private == child and still == child
+    pte = mmu.walk(state.pt, state.mms[state.procs[INIT].mm].pgd, private)
+    assert pte is not None and pte[0] != page and state.data[page] == child
+
+
+def test_sync_writes_dirty_pages_back_and_write_protects_them() -> None:
+    model = KernelModel(ROOMY)
+    state = model.init_state()
+    state, (fd,) = run(model, state, syscall(0, "open", O_RDWR))
+    state, (addr,) = run(
+        model, state, syscall(0, "mmap", 0, SMALL.file_pages * PAGE_SIZE, RW, mmap.MAP_SHARED, fd, 0)
+    )
+    state, _ = run(model, state, ("store", (0, addr)))
+    pgd = state.mms[state.procs[INIT].mm].pgd
+    assert state.disk == {} and mmu.walk(state.pt, pgd, addr)[1] & mmu._PAGE_RW  # type: ignore[index]
+    state, (ret,) = run(model, state, syscall(0, "sync"))
+    page = state.page_cache[0]
+    assert ret == 0 and state.disk == {0: INIT} and page not in state.dirty
+    assert not mmu.walk(state.pt, pgd, addr)[1] & mmu._PAGE_RW  # type: ignore[index]  # page_mkclean
+    state, _ = run(model, state, ("store", (0, addr)))  # faults again: wp_page_shared dirties it
+    assert page in state.dirty
+
+
+def call(model: KernelModel, state: KernelState, cpu: int, name: str, *args: int) -> tuple[KernelState, Any]:
+    """A system call with arguments the random runs do not offer."""
+    return model.step(state, model.action_by_name[syscall_action(NR[name])], (cpu, NR[name], args))
+
+
+def test_file_errors_and_the_references_vmas_hold() -> None:
+    model = KernelModel(ROOMY)
+    state = model.init_state()
+    length = SMALL.file_pages * PAGE_SIZE
+    state, bad = call(model, state, 0, "open", 1)  # O_WRONLY: /data is only mapped
+    assert bad == -EINVAL
+    state, (fd, _) = run(model, state, syscall(0, "open", O_RDONLY), syscall(0, "pipe"))
+    assert fd == 0 and state.fdt[INIT][:3] != (0, 0, 0)
+    state, (denied, addr) = run(
+        model,
+        state,
+        syscall(0, "mmap", 0, length, RW, mmap.MAP_SHARED, fd, 0),  # not open for writing
+        syscall(0, "mmap", 0, length, RW, mmap.MAP_PRIVATE, fd, 0),
+    )
+    assert denied == -EACCES and addr > 0
+    state, nodev = call(model, state, 0, "mmap", 0, length, RW, mmap.MAP_SHARED, 1, 0)  # a pipe
+    state, misaligned = call(model, state, 0, "mmap", 0, length, RW, mmap.MAP_PRIVATE, fd, 1)
+    state, read = call(model, state, 0, "read", fd, 4096)
+    assert (nodev, misaligned, read) == (-ENODEV, -EINVAL, -EINVAL)
+    # Closed, the file lives on in its VMA; unmapped, it is freed.
+    f = state.fdt[INIT][fd]
+    state, _ = run(model, state, syscall(0, "close", fd))
+    assert state.files[f].f_count == 1
+    state, _ = run(model, state, syscall(0, "munmap", addr, PAGE_SIZE))
+    assert state.files[f].f_count == 1  # the VMA's other page still maps it
+    state, _ = run(model, state, syscall(0, "munmap", addr + PAGE_SIZE, PAGE_SIZE))
+    assert f not in state.files
+
+
+def test_a_store_past_the_end_of_the_file_is_sigbus() -> None:
+    model = KernelModel(ROOMY)
+    state = model.init_state()
+    state, (child,) = run(model, state, syscall(0, "fork", 1))
+    state, (fd,) = run(model, state, syscall(1, "open", O_RDWR))
+    state, addr = call(
+        model, state, 1, "mmap", 0, (SMALL.file_pages + 1) * PAGE_SIZE, RW, mmap.MAP_SHARED, fd, 0
+    )
+    state, (word,) = run(model, state, ("store", (1, addr + SMALL.file_pages * PAGE_SIZE)))
+    assert word == -1 and state.procs[child].exit_code == SIGBUS
+
+
+def squeeze(state: KernelState, pid: int) -> tuple[str, tuple[Any, ...]]:
+    """The write that limits pid's memcg to one page above its usage."""
+    cg = state.css_set[pid]
+    return ("write", (cg, "memory.limit_in_bytes", f"{(state.memory[cg].usage + 1) * PAGE_SIZE // 1024}K"))
+
+
+def test_reclaim_swaps_a_page_out_of_every_mm_and_each_reads_it_back() -> None:
+    model = KernelModel(replace(ROOMY, swap_pages=4))
+    state = model.init_state()
+    state, (_, child, addr) = run(
+        model,
+        state,
+        ("store", (0, STACK)),
+        syscall(0, "fork", 1),
+        syscall(0, "mmap", 0, 2 * PAGE_SIZE, RW, ANON),
+    )
+    state, (_, below) = run(model, state, ("store", (0, addr)), syscall(0, "mmap", 0, PAGE_SIZE, RW, ANON))
+    shared = mmu.walk(state.pt, state.mms[state.procs[INIT].mm].pgd, STACK)
+    assert shared is not None and state.lru[0] == shared[0]  # the oldest user page
+    state, _ = run(
+        model, state, squeeze(state, INIT), ("store", (0, addr + PAGE_SIZE)), ("store", (0, below))
+    )
+    # The last store's charge reclaimed the stack page: both PTEs are its swap entry.
+    ptes = [mmu.walk(state.pt, state.mms[state.procs[p].mm].pgd, STACK) for p in (INIT, child)]
+    slot = ptes[0][0]  # type: ignore[index]
+    assert ptes == [(slot, 0), (slot, 0)] and state.swap_map[slot] == 2 and state.swap_data[slot] == INIT
+    assert shared[0] not in state.lru and ("reclaim", state.css_set[INIT], shared[0]) in state.events
+    # Each reads it back into a page of its own (no swap cache), and the slot goes with the last.
+    state, (mine,) = run(model, state, ("load", (0, STACK)))
+    assert mine == INIT and state.swap_map.get(slot) == 1
+    state, (theirs,) = run(model, state, ("load", (1, STACK)))
+    assert theirs == INIT and slot not in state.swap_map
+
+
+def test_reclaim_writes_a_dirty_page_cache_page_back_before_dropping_it() -> None:
+    model = KernelModel(replace(ROOMY, swap_pages=0))
+    state = model.init_state()
+    state, (fd,) = run(model, state, syscall(0, "open", O_RDWR))
+    state, (shared, anon) = run(
+        model,
+        state,
+        syscall(0, "mmap", 0, SMALL.file_pages * PAGE_SIZE, RW, mmap.MAP_SHARED, fd, 0),
+        syscall(0, "mmap", 0, 2 * PAGE_SIZE, RW, ANON),
+    )
+    state, _ = run(model, state, ("store", (0, shared)))
+    page = state.page_cache[0]
+    assert page in state.dirty and state.disk == {}
+    state, _ = run(model, state, squeeze(state, INIT), ("store", (0, anon)), ("store", (0, anon + PAGE_SIZE)))
+    # No swap: the anonymous pages stay, and the page-cache page was written back and dropped.
+    assert state.page_cache == {} and state.disk == {0: INIT} and not state.dirty
+    assert mmu.walk(state.pt, state.mms[state.procs[INIT].mm].pgd, shared) is None
+    unlimit = ("write", (state.css_set[INIT], "memory.limit_in_bytes", "-1"))
+    state, (_, word) = run(model, state, unlimit, ("load", (0, shared)))  # read back from the disk
+    assert word == INIT
+
+
+def test_kswapd_is_woken_below_the_low_watermark_and_reclaims_to_the_high_one() -> None:
+    model = KernelModel(replace(SMALL, swap_pages=8))
+    state = model.init_state()
+    state, (addr,) = run(model, state, syscall(0, "mmap", 0, 2 * PAGE_SIZE, RW, ANON))
+    pages = [STACK, addr, addr + PAGE_SIZE]
+    while state.sched.tasks[KSWAPD].state == TASK_INTERRUPTIBLE:
+        assert pages, "memory never reached the low watermark"
+        state, _ = run(model, state, ("store", (0, pages.pop(0))))
+    assert not vmscan.zone_watermarks_ok(state, 0, WMARK_LOW)
+    # Woken on the allocating CPU, it preempts init there.
+    assert state.sched.rqs[0].curr == KSWAPD
+    state, _ = run(model, state, ("kswapd", (0,)))
+    assert any(kind == "reclaim" for kind, _, _ in state.events) and state.swap_map
+    assert vmscan.zone_watermarks_ok(state, 0, WMARK_HIGH) or not state.lru
+    assert state.sched.tasks[KSWAPD].state == TASK_INTERRUPTIBLE  # asleep again
+
+
+def test_an_allocation_neither_reclaim_nor_a_memcg_can_serve_calls_the_global_oom_killer() -> None:
+    model = KernelModel(replace(SMALL, swap_pages=0))
+    state = model.init_state()
+    state, (child,) = run(model, state, syscall(0, "fork", 1))
+    state, (addr,) = run(model, state, syscall(1, "mmap", 0, 2 * PAGE_SIZE, RW, ANON))
+    state, _ = run(model, state, ("store", (1, addr)), ("store", (1, addr + PAGE_SIZE)))
+    oom = []
+    for _ in range(8):  # init's stores take what is left above the min watermark
+        state, (a,) = run(model, state, syscall(0, "mmap", 0, PAGE_SIZE, RW, ANON))
+        state, _ = run(model, state, ("store", (0, a)))
+        oom = [e for e in state.events if e[0] == "oom"]
+        if oom:
+            break
+    assert oom == [("oom", ROOT, child)] and child in state.sigkill  # the biggest process but init

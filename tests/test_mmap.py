@@ -306,3 +306,70 @@ def test_random_operations_match_a_page_map(seed: int) -> None:
             for p in range(v.vm_start, v.vm_end, P)
         }
         assert seen == pages
+
+
+# File mappings: vm_file and vm_pgoff.
+
+F, G = 0x100, 0x200  # two struct files
+SHARED = VM_READ | VM_WRITE | MAY | mmap.VM_SHARED | mmap.VM_MAYSHARE
+
+
+def fmap(vmas, addr, pages, pgoff, file=F, flags=MAP_SHARED | MAP_FIXED, readable=True, writable=True):
+    return mmap.do_mmap(
+        vmas,
+        addr,
+        pages * P,
+        PROT_READ | PROT_WRITE,
+        flags,
+        MMAP_BASE,
+        MIN_ADDR,
+        (file, readable, writable),
+        pgoff,
+    )
+
+
+def test_a_shared_file_mapping_is_vm_shared_and_starts_at_its_page_offset() -> None:
+    vmas, addr, _ = fmap((), A, 2, 3)
+    assert addr == A and vmas == (Vma(A, A + 2 * P, SHARED, F, 3),)
+    assert mmap.linear_page_index(vmas[0], A + P) == 4
+
+
+def test_file_mappings_merge_only_with_continuous_page_offsets_of_the_same_file() -> None:
+    vmas, _, _ = fmap((), A, 1, 0)
+    merged, _, _ = fmap(vmas, A + P, 1, 1)
+    assert merged == (Vma(A, A + 2 * P, SHARED, F, 0),)
+    for pgoff, file in ((2, F), (1, G)):  # a gap in the file, another file
+        apart, _, _ = fmap(vmas, A + P, 1, pgoff, file)
+        assert len(apart) == 2 and mmap.vma_merge_ok(apart) == []
+    # A merge with the VMA above keeps the lower one's offset.
+    above, _, _ = fmap((), A + P, 1, 5)
+    below, _, _ = fmap(above, A, 1, 4)
+    assert below == (Vma(A, A + 2 * P, SHARED, F, 4),)
+
+
+def test_splits_advance_the_upper_part_page_offset() -> None:
+    vmas, _, _ = fmap((), A, 3, 7)
+    vmas, err, _ = mmap.do_munmap(vmas, A + P, P)
+    assert err == 0 and vmas == (Vma(A, A + P, SHARED, F, 7), Vma(A + 2 * P, A + 3 * P, SHARED, F, 9))
+    vmas, _, _ = fmap((), A, 3, 7)
+    vmas, err, changed = mmap.mprotect(vmas, A + P, P, PROT_READ)
+    assert err == 0 and [v.vm_pgoff for v in vmas] == [7, 8, 9]
+    # Made writable again, the middle merges back, its offsets continuous.
+    vmas, err, _ = mmap.mprotect(vmas, A + P, P, PROT_READ | PROT_WRITE)
+    assert err == 0 and vmas == (Vma(A, A + 3 * P, SHARED, F, 7),)
+
+
+def test_file_mapping_errors() -> None:
+    assert fmap((), A, 1, 0, writable=False)[1] == -mmap.EACCES  # shared and writable, not open for writing
+    assert fmap((), A, 1, 0, readable=False, flags=MAP_PRIVATE | MAP_FIXED)[1] == -mmap.EACCES
+    assert mm((), A, P, flags=MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED)[1] == -EINVAL  # shmem
+    assert fmap((), A, 1, ULONG_MAX >> 12)[1] == -mmap.EOVERFLOW
+    assert (
+        mmap.do_mmap((), A, P, PROT_READ, MAP_SHARED | MAP_FIXED, MMAP_BASE, MIN_ADDR)[1] == -EINVAL
+    )  # no file
+    # Shared, read-only open: it may never become writable (no VM_MAYWRITE, no VM_SHARED).
+    vmas, addr, _ = mmap.do_mmap(
+        (), A, P, PROT_READ, MAP_SHARED | MAP_FIXED, MMAP_BASE, MIN_ADDR, (F, True, False)
+    )
+    assert addr == A and vmas[0].vm_flags == VM_READ | VM_MAYREAD | VM_MAYEXEC | mmap.VM_MAYSHARE
+    assert mmap.mprotect(vmas, A, P, PROT_READ | PROT_WRITE)[1] == -mmap.EACCES

@@ -1,7 +1,8 @@
 """Mutants of the whole-kernel model: bugs at the boundaries between its subsystems (the
-fault path and the page allocator, VMAs and page tables, page tables and the TLBs, exit and
-the scheduler, pipes and their wait queue, signals and sleepers, fork and the controllers),
-each naming the invariant that must catch it."""
+fault path and the page allocator, VMAs and page tables, page tables and the TLBs, reclaim
+and the page tables, the page cache and the disk, exit and the scheduler, pipes and their
+wait queue, signals and sleepers, fork and the controllers), each naming the invariant that
+must catch it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from model import kernel
 from model.cgroup import cgroup, pids
 from model.fs import pipe as fs_pipe
 from model.hw import mmu
-from model.mm import memory, mmap
+from model.mm import filemap, memory, mmap, swapfile, vmscan
 from model.sched import core
 from model.sched.sched import TASK_RUNNING
 
@@ -41,15 +42,14 @@ def tlb_finish_without_flush(state: KernelState, cpu: int, mm: int, start: int, 
 def exit_mmap_keeps_tables(state: KernelState, cpu: int, mm: int) -> None:
     """exit_mmap unmaps the pages but never frees the page tables (no free_pgtables, no pgd_free)."""
     pgd = state.mms[mm].pgd
-    for vaddr, pfn, _ in mmu.mapped(state.pt, pgd):
-        state.pt = mmu.pte_clear(state.pt, pgd, vaddr)
-        memory.put_page(state, pfn, cpu)
+    for vaddr, pfn, flags in mmu.leaves(state.pt, pgd):
+        memory.zap_pte(state, cpu, pgd, vaddr, pfn, flags)
     state.tlb = tuple(mmu.EMPTY_TLB if t.pgd == pgd else t for t in state.tlb)
 
 
-def merge_ignores_flags(vma: mmap.Vma, vm_flags: int) -> bool:
+def merge_ignores_flags(vma: mmap.Vma, new: mmap.Vma) -> bool:
     """is_mergeable_vma ignores vm_flags: a VMA merges with a neighbour of other protections."""
-    return True
+    return vma.vm_file == new.vm_file
 
 
 def brk_shrink_keeps_pages(
@@ -62,11 +62,35 @@ def brk_shrink_keeps_pages(
 
 def fork_shares_writable(state: KernelState, cpu: int, src: int, dst: int) -> bool:
     """copy_page_range copies writable PTEs without write-protecting them: parent and child write one page."""
+    return _copy_ptes(state, cpu, src, dst, write_protect=False, swap_duplicate=True)
+
+
+def fork_without_swap_duplicate(state: KernelState, cpu: int, src: int, dst: int) -> bool:
+    """copy_one_pte copies a swap entry without swap_duplicate: the slot's count misses the child's entry, and the first swap-in frees a slot the other still holds."""
+    return _copy_ptes(state, cpu, src, dst, write_protect=True, swap_duplicate=False)
+
+
+def _copy_ptes(
+    state: KernelState, cpu: int, src: int, dst: int, write_protect: bool, swap_duplicate: bool
+) -> bool:
     spgd, dpgd = state.mms[src].pgd, state.mms[dst].pgd
-    for vaddr, pfn, flags in mmu.mapped(state.pt, spgd):
-        if not memory.set_pte_at(state, cpu, dpgd, vaddr, pfn, flags):
+    for vaddr, _, _ in mmu.leaves(state.pt, spgd):
+        if not memory.pte_alloc(state, cpu, dpgd, vaddr):
             return False
-        state.mapcount[pfn] += 1
+        pte = mmu.walk(state.pt, spgd, vaddr)
+        if pte is None:
+            continue
+        pfn, flags = pte
+        if not flags & mmu._PAGE_PRESENT:
+            if swap_duplicate:
+                swapfile.swap_duplicate(state, pfn)
+        else:
+            if write_protect and flags & mmu._PAGE_RW:
+                state.pt = mmu.change_pte_flags(state.pt, spgd, vaddr, clear_flags=mmu._PAGE_RW)
+                flags &= ~mmu._PAGE_RW
+            memory.page_add_rmap(state, pfn)
+        memory.set_pte(state, dpgd, vaddr, pfn, flags)
+    memory.flush_tlb_mm_range(state, cpu, src, 0, mmu.TASK_SIZE_TOP)
     return True
 
 
@@ -102,12 +126,13 @@ def wp_page_copy_keeps_old_mapping(
     """wp_page_copy maps the copy but never drops the old page's mapping (no page_remove_rmap): its mapcount stays high and it is never freed."""
     if state.mapcount[old] == 1:
         return _do_wp_page(state, cpu, mm, vaddr, old, vm_flags)
-    new = memory.alloc_page(state, cpu, memory.MIGRATE_MOVABLE)
+    new = memory.charged_page(state, cpu, mm)
     if new is None:
         return memory.VM_FAULT_OOM
-    state.data[new] = state.data.get(old, 0)
-    state.mapcount[new] = 1
-    memory.set_pte_at(state, cpu, state.mms[mm].pgd, vaddr, new, memory.vma_pte_flags(vm_flags))
+    state.data[new] = state.data[old]
+    memory.set_pte(state, state.mms[mm].pgd, vaddr, new, memory.mk_pte_flags(vm_flags, True))
+    memory.page_add_rmap(state, new)
+    state.lru += (new,)
     memory.flush_tlb_mm_range(state, cpu, mm, vaddr, vaddr + mmu.PAGE_SIZE)
     return 0
 
@@ -187,7 +212,9 @@ def dup_fd_without_get_file(state: KernelState, fds: tuple[int, ...]) -> tuple[i
 def fork_tables_uncharged(state: KernelState, cpu: int, src: int, dst: int) -> bool:
     """copy_page_range allocates the child's page tables without __GFP_ACCOUNT: fork does not charge them to the memcg."""
     spgd, dpgd = state.mms[src].pgd, state.mms[dst].pgd
-    for vaddr, pfn, flags in mmu.mapped(state.pt, spgd):
+    for vaddr, pfn, flags in mmu.leaves(state.pt, spgd):
+        if not flags & mmu._PAGE_PRESENT:
+            swapfile.swap_duplicate(state, pfn)
         state.pt = mmu.change_pte_flags(state.pt, spgd, vaddr, clear_flags=mmu._PAGE_RW)
         pt = mmu.set_pte_at(
             state.pt,
@@ -200,7 +227,8 @@ def fork_tables_uncharged(state: KernelState, cpu: int, src: int, dst: int) -> b
         if pt is None:
             return False
         state.pt = pt
-        state.mapcount[pfn] += 1
+        if flags & mmu._PAGE_PRESENT:
+            memory.page_add_rmap(state, pfn)
     memory.flush_tlb_mm_range(state, cpu, src, 0, mmu.TASK_SIZE_TOP)
     return True
 
@@ -229,6 +257,77 @@ def pids_charge_unchecked(state: Any, cg: int, num: int) -> int:
 
 def release_keeps_pid(state: Any, cg: int) -> None:
     """release_task does not uncharge the pids controller (no cgroup_release): a reaped task still counts, and the cgroup fills up."""
+
+
+def unmap_without_flush(state: KernelState, cpu: int, pfn: int, slot: int | None) -> None:
+    """try_to_unmap_one clears the PTEs of a page it reclaims without ptep_clear_flush: a CPU keeps translating to the freed page."""
+    for m in state.mms.values():
+        for vaddr, p, _ in mmu.mapped(state.pt, m.pgd):
+            if p != pfn:
+                continue
+            if slot is None:
+                state.pt = mmu.pte_clear(state.pt, m.pgd, vaddr)
+            else:
+                memory.set_pte(state, m.pgd, vaddr, slot, 0)
+                swapfile.swap_duplicate(state, slot)
+    state.mapcount.pop(pfn, None)
+
+
+def swap_in_keeps_slot(
+    state: KernelState, cpu: int, mm: int, vaddr: int, slot: int, vm_flags: int, write: bool
+) -> int:
+    """do_swap_page maps the page read back but never calls swap_free: the slot stays counted for an entry that is gone, and is never freed."""
+    pfn = memory.charged_page(state, cpu, mm)
+    if pfn is None:
+        return memory.VM_FAULT_OOM
+    pgd = state.mms[mm].pgd
+    if mmu.walk(state.pt, pgd, vaddr) != (slot, 0):
+        memory.free_user_page(state, pfn, cpu)
+        return 0
+    state.data[pfn] = state.swap_data[slot]
+    memory.set_pte(state, pgd, vaddr, pfn, memory.mk_pte_flags(vm_flags, write))
+    memory.page_add_rmap(state, pfn)
+    state.lru += (pfn,)
+    return 0
+
+
+def reclaim_drops_dirty_page(state: KernelState, cpu: int, pfn: int) -> bool:
+    """shrink_page_list takes a dirty page-cache page as clean (no pageout): a store through a shared mapping is lost when the page is reclaimed."""
+    if filemap.page_index(state, pfn) is not None:
+        state.dirty = state.dirty - {pfn}
+    return _shrink_page(state, cpu, pfn)
+
+
+_shrink_page = vmscan.shrink_page
+
+
+def mkclean_forgotten(state: KernelState, cpu: int, pfn: int) -> None:
+    """Writeback cleans a page without page_mkclean: a writable PTE of a clean page survives, and stores through it never dirty the page again."""
+
+
+def cow_fault_maps_the_cache(
+    state: KernelState, cpu: int, mm: int, vaddr: int, vma: mmap.Vma, write: bool
+) -> int:
+    """do_fault takes a write to a private file mapping as do_shared_fault's: the process writes the page-cache page, and its private store reaches the file."""
+    return _do_fault(state, cpu, mm, vaddr, vma._replace(vm_flags=vma.vm_flags | mmap.VM_SHARED), write)
+
+
+_do_fault = memory.do_fault
+
+
+def kswapd_not_woken(state: KernelState, cpu: int) -> None:
+    """The allocator's slow path does not wake kswapd (no wake_all_kswapds): memory below the low watermark waits for direct reclaim."""
+
+
+def put_page_leaves_lru(state: KernelState, pfn: int, cpu: int) -> None:
+    """The last unmap frees an anonymous page without taking it off the LRU list (no del_page_from_lru_list): reclaim would find a freed page."""
+    lru = state.lru
+    _put_page(state, pfn, cpu)
+    if pfn not in state.mapcount:
+        state.lru = lru
+
+
+_put_page = memory.put_page
 
 
 def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
@@ -324,3 +423,33 @@ _mutant(
     "explore",
     ("model.cgroup.memcontrol", "cancel_charge", uncharge_keeps_counter),
 )
+_mutant(
+    "swap_out_without_tlb_flush",
+    "tlb_coherent",
+    "explore",
+    ("model.mm.vmscan", "try_to_unmap", unmap_without_flush),
+)
+_mutant(
+    "fork_without_swap_duplicate",
+    "swap_counted",
+    "explore",
+    (MEMORY, "copy_page_range", fork_without_swap_duplicate),
+)
+_mutant("swap_in_without_swap_free", "swap_counted", "explore", (MEMORY, "do_swap_page", swap_in_keeps_slot))
+_mutant(
+    "reclaim_without_pageout",
+    "file_data",
+    "explore",
+    ("model.mm.vmscan", "shrink_page", reclaim_drops_dirty_page),
+)
+_mutant(
+    "writeback_without_mkclean",
+    "pte_in_vma",
+    "explore",
+    ("model.mm.filemap", "page_mkclean", mkclean_forgotten),
+)
+_mutant("private_file_write_shared", "file_data", "explore", (MEMORY, "do_fault", cow_fault_maps_the_cache))
+_mutant(
+    "kswapd_never_woken", "kswapd_woken", "explore", ("model.mm.vmscan", "wakeup_kswapd", kswapd_not_woken)
+)
+_mutant("unmap_leaves_page_on_lru", "lru", "explore", (MEMORY, "put_page", put_page_leaves_lru))

@@ -42,7 +42,7 @@ PAGE_ALLOC_COSTLY_ORDER = 3
 
 class MemcgHost(Protocol):
     """What the charge paths read and write of the model they run in: the cgroup model's
-    state, or the whole kernel's, each with its own memcg OOM killer."""
+    state, or the whole kernel's, each with its own reclaim and memcg OOM killer."""
 
     cgroups: dict[int, Cgroup]
     css_set: dict[int, int]
@@ -50,12 +50,13 @@ class MemcgHost(Protocol):
     page_memcg: dict[int, int]
     events: tuple[tuple[str, int, int], ...]
     slub: SlubState
-    page_cache: tuple[tuple[int, int], ...]  # (file index, pfn), what reclaim may drop
 
     @property
     def mm(self) -> BuddyState: ...
 
     def mem_cgroup_out_of_memory(self, memcg: int, cpu: int) -> bool: ...
+
+    def try_to_free_mem_cgroup_pages(self, memcg: int, nr_pages: int, cpu: int) -> int: ...
 
 
 class Charge(NamedTuple):
@@ -93,7 +94,7 @@ def try_charge(
             return 0
         if not reclaim:
             return -ENOMEM
-        if try_to_free_mem_cgroup_pages(state, over, nr_pages, cpu):
+        if state.try_to_free_mem_cgroup_pages(over, nr_pages, cpu):  # the model's reclaim
             continue
         if noretry or nr_pages > 1 << PAGE_ALLOC_COSTLY_ORDER:
             return -ENOMEM
@@ -241,9 +242,9 @@ def free_page(state: MemcgHost, pfn: int, cpu: int) -> None:
     buddy.free_block(state.mm, pfn, 0, cpu)
 
 
-def try_to_free_mem_cgroup_pages(state: MemcgHost, memcg: int, nr_pages: int, cpu: int) -> int:
-    """Reclaim in memcg's subtree: its page cache, oldest first, up to SWAP_CLUSTER_MAX pages
-    (anonymous pages need swap, which is not modelled). The number of pages freed."""
+def try_to_free_mem_cgroup_pages(state: CgroupState, memcg: int, nr_pages: int, cpu: int) -> int:
+    """The cgroup model's reclaim in memcg's subtree: its page cache, oldest first, up to
+    SWAP_CLUSTER_MAX pages (that model has no swap). The number of pages freed."""
     target = max(nr_pages, SWAP_CLUSTER_MAX)
     victims = [e for e in state.page_cache if in_subtree(state, state.page_memcg[e[1]], memcg)][:target]
     for entry in victims:
@@ -302,6 +303,6 @@ def mem_cgroup_write(state: MemcgHost, memcg: int, file: str, buf: str, cpu: int
 
 def mem_cgroup_resize_max(state: MemcgHost, memcg: int, nr_pages: int, cpu: int) -> int:
     while page_counter.page_counter_set_max(state.memory, memcg, nr_pages):
-        if not try_to_free_mem_cgroup_pages(state, memcg, 1, cpu):
+        if not state.try_to_free_mem_cgroup_pages(memcg, 1, cpu):
             return -page_counter.EBUSY
     return 0

@@ -137,6 +137,10 @@ class CgroupState(memcontrol.MemcgKmemHooks):
         """The memcg OOM killer try_charge calls: this model's (memcontrol.py)."""
         return memcontrol.mem_cgroup_out_of_memory(self, memcg, cpu)
 
+    def try_to_free_mem_cgroup_pages(self, memcg: int, nr_pages: int, cpu: int) -> int:
+        """The reclaim try_charge calls: this model's (memcontrol.py)."""
+        return memcontrol.try_to_free_mem_cgroup_pages(self, memcg, nr_pages, cpu)
+
     def clone(self) -> CgroupState:
         new = CgroupState(
             self.sched.clone(),

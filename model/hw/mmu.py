@@ -263,17 +263,47 @@ def set_pte_at(
 ) -> PageTables | None:
     """Install the PTE (pfn, flags) for vaddr, allocating missing PUD, PMD and PTE tables
     (__pud_alloc, __pmd_alloc, __pte_alloc) from alloc_table() with table_flags entries.
+    A PTE without _PAGE_PRESENT is not walked by the MMU: the kernel keeps a swap entry
+    there (pfn is then the swap slot).
 
     None if alloc_table() returns None (-ENOMEM): pt is left as it was, and any pfns this
     call already got from alloc_table are not in it, so the caller frees them (unlike the
     kernel, which keeps the tables it populated before the failure).
     """
-    _check_page(vaddr)
     _check_pfn(pfn)
     _check_flags(flags)
+    got = _alloc_levels(pt, pgd, vaddr, alloc_table, table_flags)
+    if got is None:
+        return None
+    new, table_pfn, table = got
+    new[table_pfn] = _table_set(table, _index(vaddr, 3), pfn, flags)
+    return PageTables({**pt.tables, **new})
+
+
+def pte_alloc(
+    pt: PageTables,
+    pgd: int,
+    vaddr: int,
+    alloc_table: Callable[[], int | None],
+    table_flags: int = _PAGE_TABLE,
+) -> PageTables | None:
+    """The upper levels and the PTE table of vaddr made present as set_pte_at makes them,
+    the PTE itself left as it is (__handle_mm_fault's pud_alloc and pmd_alloc, then
+    pte_alloc). None as set_pte_at."""
+    got = _alloc_levels(pt, pgd, vaddr, alloc_table, table_flags)
+    if got is None:
+        return None
+    return PageTables({**pt.tables, **got[0]}) if got[0] else pt
+
+
+def _alloc_levels(
+    pt: PageTables, pgd: int, vaddr: int, alloc_table: Callable[[], int | None], table_flags: int
+) -> tuple[dict[int, Table], int, Table] | None:
+    """The tables to write over pt.tables (so that a failure changes nothing) and the PTE
+    table of vaddr (its pfn and entries), allocating the missing levels."""
+    _check_page(vaddr)
     _check_flags(table_flags)
-    tables = pt.tables
-    new: dict[int, Table] = {}  # written over pt.tables at the end, so a failure changes nothing
+    new: dict[int, Table] = {}
     table_pfn = pgd
     table = _table(pt, pgd)
     for level in range(3):
@@ -288,13 +318,13 @@ def set_pte_at(
                 raise ValueError(f"alloc_table returned pfn {child} twice")
             new[table_pfn] = _table_set(table, index, child, table_flags)
             table_pfn, table = child, ()
+            new[child] = table
         elif not entry[2] & _PAGE_PRESENT:
             raise ValueError(f"{LEVEL_NAMES[level]} entry {index} of table {table_pfn} is not present")
         else:
             table_pfn = entry[1]
             table = _table(pt, table_pfn)
-    new[table_pfn] = _table_set(table, _index(vaddr, 3), pfn, flags)
-    return PageTables({**tables, **new})
+    return new, table_pfn, table
 
 
 def _pte_table(pt: PageTables, pgd: int, vaddr: int) -> int | None:
@@ -432,19 +462,23 @@ def table_pages(pt: PageTables, pgd: int) -> set[int]:
 
 def mapped(pt: PageTables, pgd: int) -> list[tuple[int, int, int]]:
     """(vaddr, pfn, flags) of every present leaf PTE under pgd, by vaddr; the PTE's own flags."""
+    return [leaf for leaf in leaves(pt, pgd) if leaf[2] & _PAGE_PRESENT]
+
+
+def leaves(pt: PageTables, pgd: int) -> list[tuple[int, int, int]]:
+    """(vaddr, pfn, flags) of every leaf PTE under present upper levels, present or not, by
+    vaddr."""
     out = []
     level_tables = [(pgd, 0)]
     for level in range(4):
         below = []
         for table_pfn, base in level_tables:
             for index, child, flags in _table(pt, table_pfn):
-                if not flags & _PAGE_PRESENT:
-                    continue
                 vaddr = base + (index << LEVEL_SHIFTS[level])
-                if level < 3:
-                    below.append((child, vaddr))
-                else:
+                if level == 3:
                     out.append((vaddr, child, flags))
+                elif flags & _PAGE_PRESENT:
+                    below.append((child, vaddr))
         level_tables = below
     out.sort()
     return out

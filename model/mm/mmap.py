@@ -15,11 +15,13 @@ brk shrink) or whose PTEs it must change (mprotect), then flush. Errors are -err
 VMAs unchanged, except mprotect, which like the kernel keeps the VMAs it changed before
 reaching a hole (see mprotect).
 
-Only private anonymous memory exists (MAP_PRIVATE | MAP_ANONYMOUS mappings and the brk
-heap): no files, no MAP_SHARED, no VM_GROWSDOWN stack, no hugetlb, no mremap, no mlock. So
-every VMA has vm_file NULL, no vm_ops, no mempolicy and no userfaultfd context, and its
-vm_pgoff is vm_start >> PAGE_SHIFT (do_mmap and do_brk_flags set it so for anonymous
-memory, and splits and merges keep it linear), which is why Vma does not carry it.
+Anonymous memory is private (MAP_PRIVATE | MAP_ANONYMOUS mappings and the brk heap); a
+file, given by its inode number (vm_file, 0 for none), may be mapped MAP_PRIVATE or
+MAP_SHARED from a page offset (vm_pgoff). An anonymous VMA's vm_pgoff is vm_start >>
+PAGE_SHIFT in the kernel (do_mmap and do_brk_flags set it so, and splits and merges keep it
+linear); it is never compared, so Vma carries 0 there. Not modelled: anonymous MAP_SHARED
+(shmem), VM_GROWSDOWN stacks, hugetlb, mremap, mlock, vm_ops beyond the page cache's,
+mempolicies and userfaultfd contexts.
 The kernel's anon_vma is set by the first page fault, which this module does not see: all
 VMAs are treated as having compatible anon_vmas (is_mergeable_anon_vma true). Not
 modelled: RLIMIT_AS/RLIMIT_DATA (may_expand_vm, check_data_rlimit), overcommit
@@ -27,13 +29,13 @@ modelled: RLIMIT_AS/RLIMIT_DATA (may_expand_vm, check_data_rlimit), overcommit
 CAP_SYS_RAWIO (an address below mmap_min_addr is always -EPERM), LA57.
 
 Merging. vma_merge joins a new or re-flagged range [addr, end) with the VMA ending at addr
-and/or the VMA starting at end when is_mergeable_vma holds, which here is vm_flags equality
-(the kernel also compares vm_file, vm_ops, userfaultfd context, mempolicy, anon_vma and
-pgoff continuity, all equal here as said above). vm_flags include VM_MAY* and VM_ACCOUNT, as
+and/or the VMA starting at end when they have equal vm_flags and vm_file and, for a file,
+continuous vm_pgoff (can_vma_merge_before/after; the kernel also compares vm_ops,
+userfaultfd context, mempolicy and anon_vma, all equal here as said above). vm_flags include VM_MAY* and VM_ACCOUNT, as
 in the kernel, so VMAs with equal protections can legitimately stay apart: a private
 mapping made writable once keeps VM_ACCOUNT (mprotect_fixup never drops it), and a PROT_READ
 mmap has none. The rule this module guarantees (vma_merge_ok checks it): if no two abutting
-VMAs have equal vm_flags before an operation, none do after it. vma_merge merges both sides
+VMAs are mergeable before an operation, none are after it. vma_merge merges both sides
 of every range it installs (mmap_region, do_brk_flags, mprotect_fixup); munmap leaves holes
 between the pieces it keeps; mprotect_fixup returns early when the flags do not change and
 otherwise gives the range flags that differ from the remainders it splits off. The kernel
@@ -46,7 +48,7 @@ from __future__ import annotations
 import bisect
 from typing import NamedTuple
 
-from model.hw.mmu import PAGE_SIZE, TASK_SIZE_TOP
+from model.hw.mmu import PAGE_SHIFT, PAGE_SIZE, TASK_SIZE_TOP
 
 ULONG_MAX = (1 << 64) - 1  # syscall arguments are unsigned long
 TASK_SIZE = TASK_SIZE_TOP - PAGE_SIZE  # TASK_SIZE_MAX: x86-64 keeps the last page unmapped
@@ -57,6 +59,7 @@ EPERM = 1
 ENOMEM = 12
 EACCES = 13
 EINVAL = 22
+EOVERFLOW = 75
 
 # include/uapi/asm-generic/mman-common.h
 PROT_NONE = 0x0
@@ -87,11 +90,14 @@ VM_DATA_DEFAULT_FLAGS = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEX
 
 
 class Vma(NamedTuple):
-    """A vm_area_struct: [vm_start, vm_end), page-aligned, with its VM_* flags."""
+    """A vm_area_struct: [vm_start, vm_end), page-aligned, with its VM_* flags; for a file
+    mapping, the file's inode (vm_file) and the file page at vm_start (vm_pgoff)."""
 
     vm_start: int
     vm_end: int
     vm_flags: int
+    vm_file: int = 0
+    vm_pgoff: int = 0
 
 
 Vmas = tuple[Vma, ...]
@@ -127,23 +133,37 @@ def find_vma_intersection(vmas: Vmas, start: int, end: int) -> Vma | None:
     return vma if vma is not None and vma.vm_start < end else None
 
 
-def is_mergeable_vma(vma: Vma, vm_flags: int) -> bool:
-    """is_mergeable_vma for anonymous memory: the flags must be equal (see the module doc)."""
-    return vma.vm_flags == vm_flags
+def linear_page_index(vma: Vma, addr: int) -> int:
+    """The file page that addr maps in a file VMA."""
+    return vma.vm_pgoff + ((addr - vma.vm_start) >> PAGE_SHIFT)
+
+
+def is_mergeable_vma(vma: Vma, new: Vma) -> bool:
+    """is_mergeable_vma: equal flags and the same file (see the module doc)."""
+    return vma.vm_flags == new.vm_flags and vma.vm_file == new.vm_file
+
+
+def can_vma_merge_after(prev: Vma, new: Vma) -> bool:
+    """prev ends where new starts and may absorb it: mergeable, and for a file new's pages
+    follow prev's."""
+    return (
+        prev.vm_end == new.vm_start
+        and is_mergeable_vma(prev, new)
+        and (not new.vm_file or linear_page_index(prev, prev.vm_end) == new.vm_pgoff)
+    )
 
 
 def vma_merge(vmas: Vmas, new: Vma) -> Vmas:
     """Install new, whose range is free in vmas, merged with the VMA ending at new.vm_start
-    and/or the one starting at new.vm_end when is_mergeable_vma (vma_merge's cases 1-8,
-    with the vma_link of a fresh VMA when it returns NULL)."""
+    and/or the one starting at new.vm_end when mergeable (vma_merge's cases 1-8, with the
+    vma_link of a fresh VMA when it returns NULL)."""
     i = bisect.bisect_left(vmas, new.vm_start, key=lambda v: v.vm_start)
-    start, end = new.vm_start, new.vm_end
-    lo, hi = i, i
-    if i > 0 and vmas[i - 1].vm_end == start and is_mergeable_vma(vmas[i - 1], new.vm_flags):
-        lo, start = i - 1, vmas[i - 1].vm_start
-    if i < len(vmas) and vmas[i].vm_start == end and is_mergeable_vma(vmas[i], new.vm_flags):
-        hi, end = i + 1, vmas[i].vm_end
-    return vmas[:lo] + (Vma(start, end, new.vm_flags),) + vmas[hi:]
+    lo, hi, merged = i, i, new
+    if i > 0 and can_vma_merge_after(vmas[i - 1], new):
+        lo, merged = i - 1, vmas[i - 1]._replace(vm_end=new.vm_end)
+    if i < len(vmas) and can_vma_merge_after(new, vmas[i]):
+        hi, merged = i + 1, merged._replace(vm_end=vmas[i].vm_end)
+    return vmas[:lo] + (merged,) + vmas[hi:]
 
 
 def split_vma(vmas: Vmas, addr: int) -> Vmas:
@@ -152,7 +172,8 @@ def split_vma(vmas: Vmas, addr: int) -> Vmas:
     vma = vmas[i] if i < len(vmas) else None
     if vma is None or not vma.vm_start < addr < vma.vm_end or addr & _PAGE_OFFSET_MASK:
         raise ValueError(f"split_vma at {addr:#x}: no VMA has it strictly inside")
-    return vmas[:i] + (vma._replace(vm_end=addr), vma._replace(vm_start=addr)) + vmas[i + 1 :]
+    upper = vma._replace(vm_start=addr, vm_pgoff=linear_page_index(vma, addr) if vma.vm_file else 0)
+    return vmas[:i] + (vma._replace(vm_end=addr), upper) + vmas[i + 1 :]
 
 
 def unmapped_area_topdown(vmas: Vmas, length: int, low_limit: int, high_limit: int) -> int:
@@ -221,7 +242,9 @@ def do_munmap(vmas: Vmas, start: int, length: int) -> tuple[Vmas, int, list[tupl
     return kept, 0, [(v.vm_start, v.vm_end) for v in inside]
 
 
-def mmap_region(vmas: Vmas, addr: int, length: int, vm_flags: int) -> tuple[Vmas, int, list[tuple[int, int]]]:
+def mmap_region(
+    vmas: Vmas, addr: int, length: int, vm_flags: int, vm_file: int = 0, vm_pgoff: int = 0
+) -> tuple[Vmas, int, list[tuple[int, int]]]:
     """mmap_region: clear old maps in [addr, addr + length), then install the range merged
     with its neighbours. Returns (vmas, addr, the ranges unmapped first)."""
     cleared, err, unmapped = do_munmap(vmas, addr, length)
@@ -229,17 +252,28 @@ def mmap_region(vmas: Vmas, addr: int, length: int, vm_flags: int) -> tuple[Vmas
         return vmas, -ENOMEM, []
     if vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE) == VM_WRITE:  # accountable_mapping
         vm_flags |= VM_ACCOUNT
-    return vma_merge(cleared, Vma(addr, addr + length, vm_flags)), addr, unmapped
+    return vma_merge(cleared, Vma(addr, addr + length, vm_flags, vm_file, vm_pgoff)), addr, unmapped
 
 
 def do_mmap(
-    vmas: Vmas, addr: int, length: int, prot: int, flags: int, mmap_base: int, mmap_min_addr: int
+    vmas: Vmas,
+    addr: int,
+    length: int,
+    prot: int,
+    flags: int,
+    mmap_base: int,
+    mmap_min_addr: int,
+    file: tuple[int, bool, bool] | None = None,
+    pgoff: int = 0,
 ) -> tuple[Vmas, int, list[tuple[int, int]]]:
-    """mmap(addr, length, prot, flags, -1, 0) as do_mmap: returns (vmas, the address or
-    -errno, the ranges a MAP_FIXED mapping unmapped first, which the caller must zap).
+    """mmap(addr, length, prot, flags, fd, pgoff << PAGE_SHIFT) as do_mmap: returns (vmas,
+    the address or -errno, the ranges a MAP_FIXED mapping unmapped first, which the caller
+    must zap). file is the fd's (inode, FMODE_READ, FMODE_WRITE), None for MAP_ANONYMOUS.
 
-    Only MAP_PRIVATE | MAP_ANONYMOUS, optionally with MAP_FIXED, is modelled: other flags
-    give -EINVAL (the kernel would map a file or shared memory, or ignore unknown bits)."""
+    MAP_PRIVATE and MAP_SHARED of a file, and MAP_PRIVATE | MAP_ANONYMOUS, each optionally
+    with MAP_FIXED, are modelled: other flags give -EINVAL (the kernel would map shared
+    anonymous memory, or ignore unknown bits). A MAP_SHARED mapping of a file not open for
+    writing can never be written: it loses VM_MAYWRITE and VM_SHARED, as in the kernel."""
     addr &= ULONG_MAX
     length &= ULONG_MAX
     if not length:
@@ -249,15 +283,28 @@ def do_mmap(
     length = page_align(length)
     if not length:
         return vmas, -ENOMEM, []
-    if flags & ~(MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS) or flags & MAP_TYPE != MAP_PRIVATE:
+    if pgoff + (length >> PAGE_SHIFT) > ULONG_MAX >> PAGE_SHIFT:
+        return vmas, -EOVERFLOW, []
+    if flags & ~(MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS) or flags & MAP_TYPE not in (MAP_PRIVATE, MAP_SHARED):
         return vmas, -EINVAL, []
-    if not flags & MAP_ANONYMOUS:
-        return vmas, -EINVAL, []
+    if (file is None) != bool(flags & MAP_ANONYMOUS) or (file is None and flags & MAP_TYPE == MAP_SHARED):
+        return vmas, -EINVAL, []  # the kernel: -EBADF without a file; shmem for shared anonymous
     addr = get_unmapped_area(vmas, length, mmap_base, mmap_min_addr, addr, flags)
     if addr < 0:
         return vmas, addr, []
     vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
-    return mmap_region(vmas, addr, length, vm_flags)
+    if file is None:
+        return mmap_region(vmas, addr, length, vm_flags)
+    inode, readable, writable = file
+    if flags & MAP_TYPE == MAP_SHARED:
+        if prot & PROT_WRITE and not writable:
+            return vmas, -EACCES, []
+        vm_flags |= VM_SHARED | VM_MAYSHARE
+        if not writable:
+            vm_flags &= ~(VM_MAYWRITE | VM_SHARED)
+    if not readable:
+        return vmas, -EACCES, []
+    return mmap_region(vmas, addr, length, vm_flags, inode, pgoff)
 
 
 def round_hint_to_min(hint: int, mmap_min_addr: int) -> int:
@@ -280,8 +327,8 @@ def mprotect_fixup(vmas: Vmas, vma: Vma, start: int, end: int, newflags: int) ->
         vmas = split_vma(vmas, start)
     if end != vma.vm_end:
         vmas = split_vma(vmas, end)
-    i = vmas.index(Vma(start, end, vma.vm_flags))
-    return vma_merge(vmas[:i] + vmas[i + 1 :], Vma(start, end, newflags)), newflags
+    i = bisect.bisect_left(vmas, start, key=lambda v: v.vm_start)
+    return vma_merge(vmas[:i] + vmas[i + 1 :], vmas[i]._replace(vm_flags=newflags)), newflags
 
 
 def mprotect(vmas: Vmas, start: int, length: int, prot: int) -> tuple[Vmas, int, list[tuple[int, int, int]]]:
@@ -374,8 +421,8 @@ def brk(vmas: Vmas, mm_start_brk: int, mm_brk: int, new_brk: int) -> tuple[Vmas,
 
 def vma_merge_ok(vmas: Vmas) -> list[str]:
     """Violations of this module's VMA rules: bounds not page-aligned, empty or past
-    TASK_SIZE; VMAs unsorted or overlapping; abutting VMAs with equal vm_flags left apart
-    (which this module always merges: see the module doc). Empty when all hold."""
+    TASK_SIZE; VMAs unsorted or overlapping; abutting mergeable VMAs left apart (which this
+    module always merges: see the module doc). Empty when all hold."""
     problems: list[str] = []
     for vma in vmas:
         if (vma.vm_start | vma.vm_end) & _PAGE_OFFSET_MASK:
@@ -385,10 +432,11 @@ def vma_merge_ok(vmas: Vmas) -> list[str]:
     for a, b in zip(vmas, vmas[1:], strict=False):
         if a.vm_end > b.vm_start:
             problems.append(f"{_fmt(a)} and {_fmt(b)} overlap or are out of order")
-        elif a.vm_end == b.vm_start and a.vm_flags == b.vm_flags:
-            problems.append(f"{_fmt(a)} and {_fmt(b)} abut with equal vm_flags but were not merged")
+        elif can_vma_merge_after(a, b):
+            problems.append(f"{_fmt(a)} and {_fmt(b)} abut and are mergeable but were not merged")
     return problems
 
 
 def _fmt(vma: Vma) -> str:
-    return f"[{vma.vm_start:#x}, {vma.vm_end:#x}) flags {vma.vm_flags:#x}"
+    file = f" file {vma.vm_file} page {vma.vm_pgoff}" if vma.vm_file else ""
+    return f"[{vma.vm_start:#x}, {vma.vm_end:#x}) flags {vma.vm_flags:#x}{file}"
