@@ -284,17 +284,21 @@ def lru(state: KernelState) -> list[str]:
 
 
 def _order0_allocated(before: KernelState, after: KernelState) -> bool:
-    """The step allocated a page through the kernel's page allocator (not a slab's page, which
-    SLUB takes from the buddy allocator itself)."""
+    """The step allocated a page through the kernel's page allocator and no slab. SLUB takes
+    its pages from the buddy allocator itself, without waking kswapd, and its failing
+    allocation drains the per-CPU lists, which may lift the free pages above the low
+    watermark before the next allocation looks at them: steps that make a slab are left out."""
     new = set(after.mm.allocated) - set(before.mm.allocated)
-    return any(order == 0 and pfn not in after.slub.slabs for pfn, order in new)
+    if set(after.slub.slabs) - set(before.slub.slabs):
+        return False
+    return any(order == 0 for _, order in new)
 
 
 @invariant(
     "kernel.kswapd_woken",
     model=MODEL,
-    statement="An allocation that finds the free pages at or below the low watermark leaves kswapd "
-    "awake (it sleeps again only after its own reclaim).",
+    statement="A page allocation that finds the free pages at or below the low watermark leaves "
+    "kswapd awake (it sleeps again only after its own reclaim); steps that make a slab are not judged.",
     source="mm/page_alloc.c __alloc_pages_slowpath (wake_all_kswapds); mm/vmscan.c wakeup_kswapd, "
     "kswapd_try_to_sleep",
     transition=True,
