@@ -131,7 +131,6 @@ FMODE_READ = 0x1
 FMODE_WRITE = 0x2
 O_RDONLY = 0
 O_RDWR = 2
-O_ACCMODE = 3
 O_NONBLOCK = 0o4000
 INIT = 1  # the child reaper
 KTHREADD = 2
@@ -242,7 +241,7 @@ KERNEL_CACHES = ("task_struct", "mm_struct", "vm_area_struct", "filp", "pipe_ino
 class KernelConfig:
     """The machine and what its tasks may ask for."""
 
-    # max_tasks: fork_init's max_threads, the tasks (init and kthreadd included) fork allows.
+    # max_tasks: fork_init's max_threads, the tasks (init, kthreadd and kswapd included) fork allows.
     sched: SchedConfig = SchedConfig(nr_cpus=2, tasks=(), max_tasks=5, nice_values=(), preempt_sections=False)
     # The page frames and SLUB's caches; task_struct, mm_struct and vm_area_struct sized
     # down so that a few share a page.

@@ -450,3 +450,18 @@ def test_values_are_immutable_under_updates() -> None:
     assert tlb.entries == {}
     assert tlb2.entries == {1: (7, URW)}
     assert hash(pt.fingerprint()) == hash(PageTables(snapshot).fingerprint())
+
+
+def test_pte_alloc_makes_the_tables_and_a_swap_entry_is_a_leaf_the_mmu_does_not_walk() -> None:
+    pt, pgd = new_mm()
+    vaddr = 0x7F0000001000
+    assert mmu.pte_alloc(pt, pgd, vaddr, allocator(limit=2)) is None  # three levels to make
+    made = mmu.pte_alloc(pt, pgd, vaddr, allocator())
+    assert made is not None and mmu.table_pages(made, pgd) == {pgd, 100, 101, 102}
+    assert mmu.walk(made, pgd, vaddr) is None and mmu.leaves(made, pgd) == []
+    assert mmu.pte_alloc(made, pgd, vaddr, allocator(limit=0)) is made  # nothing to make
+    swapped = mmu.set_pte_at(made, pgd, vaddr, 3, 0, allocator(limit=0))  # slot 3
+    assert swapped is not None and mmu.walk(swapped, pgd, vaddr) == (3, 0)
+    assert mmu.leaves(swapped, pgd) == [(vaddr, 3, 0)] and mmu.mapped(swapped, pgd) == []
+    result, _ = mmu.translate(swapped, Tlb(pgd, {}), pgd, vaddr, write=False, user=True)
+    assert isinstance(result, PageFault) and result.error_code == X86_PF_USER  # not present

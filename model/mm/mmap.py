@@ -16,8 +16,8 @@ VMAs unchanged, except mprotect, which like the kernel keeps the VMAs it changed
 reaching a hole (see mprotect).
 
 Anonymous memory is private (MAP_PRIVATE | MAP_ANONYMOUS mappings and the brk heap); a
-file, given by its inode number (vm_file, 0 for none), may be mapped MAP_PRIVATE or
-MAP_SHARED from a page offset (vm_pgoff). An anonymous VMA's vm_pgoff is vm_start >>
+file, given by its struct file (vm_file, the object's address; 0 for none), may be mapped
+MAP_PRIVATE or MAP_SHARED from a page offset (vm_pgoff). An anonymous VMA's vm_pgoff is vm_start >>
 PAGE_SHIFT in the kernel (do_mmap and do_brk_flags set it so, and splits and merges keep it
 linear); it is never compared, so Vma carries 0 there. Not modelled: anonymous MAP_SHARED
 (shmem), VM_GROWSDOWN stacks, hugetlb, mremap, mlock, vm_ops beyond the page cache's,
@@ -30,11 +30,11 @@ CAP_SYS_RAWIO (an address below mmap_min_addr is always -EPERM), LA57.
 
 Merging. vma_merge joins a new or re-flagged range [addr, end) with the VMA ending at addr
 and/or the VMA starting at end when they have equal vm_flags and vm_file and, for a file,
-continuous vm_pgoff (can_vma_merge_before/after; the kernel also compares vm_ops,
-userfaultfd context, mempolicy and anon_vma, all equal here as said above). vm_flags include VM_MAY* and VM_ACCOUNT, as
-in the kernel, so VMAs with equal protections can legitimately stay apart: a private
-mapping made writable once keeps VM_ACCOUNT (mprotect_fixup never drops it), and a PROT_READ
-mmap has none. The rule this module guarantees (vma_merge_ok checks it): if no two abutting
+continuous vm_pgoff (can_vma_merge_after, the kernel's can_vma_merge_before and _after in
+one; the kernel also compares vm_ops, userfaultfd context, mempolicy and anon_vma, all
+equal here as said above). vm_flags include VM_MAY* and VM_ACCOUNT, as in the kernel, so
+VMAs with equal protections can legitimately stay apart: a private mapping made writable
+once keeps VM_ACCOUNT (mprotect_fixup never drops it), and a PROT_READ mmap has none. The rule this module guarantees (vma_merge_ok checks it): if no two abutting
 VMAs are mergeable before an operation, none are after it. vma_merge merges both sides
 of every range it installs (mmap_region, do_brk_flags, mprotect_fixup); munmap leaves holes
 between the pieces it keeps; mprotect_fixup returns early when the flags do not change and
@@ -91,7 +91,7 @@ VM_DATA_DEFAULT_FLAGS = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEX
 
 class Vma(NamedTuple):
     """A vm_area_struct: [vm_start, vm_end), page-aligned, with its VM_* flags; for a file
-    mapping, the file's inode (vm_file) and the file page at vm_start (vm_pgoff)."""
+    mapping, its struct file (vm_file) and the file page at vm_start (vm_pgoff)."""
 
     vm_start: int
     vm_end: int
@@ -268,7 +268,8 @@ def do_mmap(
 ) -> tuple[Vmas, int, list[tuple[int, int]]]:
     """mmap(addr, length, prot, flags, fd, pgoff << PAGE_SHIFT) as do_mmap: returns (vmas,
     the address or -errno, the ranges a MAP_FIXED mapping unmapped first, which the caller
-    must zap). file is the fd's (inode, FMODE_READ, FMODE_WRITE), None for MAP_ANONYMOUS.
+    must zap). file is the fd's (struct file, FMODE_READ, FMODE_WRITE), None for
+    MAP_ANONYMOUS.
 
     MAP_PRIVATE and MAP_SHARED of a file, and MAP_PRIVATE | MAP_ANONYMOUS, each optionally
     with MAP_FIXED, are modelled: other flags give -EINVAL (the kernel would map shared
@@ -295,7 +296,7 @@ def do_mmap(
     vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
     if file is None:
         return mmap_region(vmas, addr, length, vm_flags)
-    inode, readable, writable = file
+    filp, readable, writable = file
     if flags & MAP_TYPE == MAP_SHARED:
         if prot & PROT_WRITE and not writable:
             return vmas, -EACCES, []
@@ -304,7 +305,7 @@ def do_mmap(
             vm_flags &= ~(VM_MAYWRITE | VM_SHARED)
     if not readable:
         return vmas, -EACCES, []
-    return mmap_region(vmas, addr, length, vm_flags, inode, pgoff)
+    return mmap_region(vmas, addr, length, vm_flags, filp, pgoff)
 
 
 def round_hint_to_min(hint: int, mmap_min_addr: int) -> int:
