@@ -129,10 +129,9 @@ def wp_page_copy_keeps_old_mapping(
     new = memory.charged_page(state, cpu, mm)
     if new is None:
         return memory.VM_FAULT_OOM
-    state.data[new] = state.data[old]
-    memory.set_pte(state, state.mms[mm].pgd, vaddr, new, memory.mk_pte_flags(vm_flags, True))
-    memory.page_add_rmap(state, new)
-    state.lru += (new,)
+    memory.map_new_anon_page(
+        state, state.mms[mm].pgd, vaddr, new, memory.mk_pte_flags(vm_flags, True), state.data[old]
+    )
     memory.flush_tlb_mm_range(state, cpu, mm, vaddr, vaddr + mmu.PAGE_SIZE)
     return 0
 
@@ -284,10 +283,9 @@ def swap_in_keeps_slot(
     if mmu.walk(state.pt, pgd, vaddr) != (slot, 0):
         memory.free_user_page(state, pfn, cpu)
         return 0
-    state.data[pfn] = state.swap_data[slot]
-    memory.set_pte(state, pgd, vaddr, pfn, memory.mk_pte_flags(vm_flags, write))
-    memory.page_add_rmap(state, pfn)
-    state.lru += (pfn,)
+    memory.map_new_anon_page(
+        state, pgd, vaddr, pfn, memory.mk_pte_flags(vm_flags, write), state.swap_data[slot]
+    )
     return 0
 
 

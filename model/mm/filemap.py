@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from model.hw import mmu
 from model.hw.mmu import _PAGE_RW, PAGE_SIZE
-from model.mm import memory
+from model.mm import memory, vmscan
 
 if TYPE_CHECKING:
     from model.kernel import KernelState
@@ -33,7 +33,7 @@ def add_to_page_cache_lru(state: KernelState, pfn: int, index: int) -> None:
     """A new page filled from the disk (mpage_readpage), in the page cache and at the LRU's tail."""
     state.data[pfn] = state.disk.get(index, 0)
     state.page_cache[index] = pfn
-    state.lru += (pfn,)
+    vmscan.lru_cache_add(state, pfn)
 
 
 def delete_from_page_cache(state: KernelState, pfn: int) -> None:
@@ -42,7 +42,7 @@ def delete_from_page_cache(state: KernelState, pfn: int) -> None:
     assert index is not None and pfn not in state.dirty and not state.mapcount.get(pfn)
     del state.page_cache[index]
     del state.data[pfn]
-    state.lru = tuple(p for p in state.lru if p != pfn)
+    vmscan.del_page_from_lru_list(state, pfn)
 
 
 def set_page_dirty(state: KernelState, pfn: int) -> None:

@@ -117,6 +117,15 @@ def set_pte(state: KernelState, pgd: int, vaddr: int, pfn: int, flags: int) -> N
     state.pt = pt
 
 
+def map_new_anon_page(state: KernelState, pgd: int, vaddr: int, pfn: int, flags: int, word: int) -> None:
+    """A new anonymous page, holding word, mapped at vaddr: set_pte_at,
+    page_add_new_anon_rmap and lru_cache_add_active_or_unevictable."""
+    state.data[pfn] = word
+    set_pte(state, pgd, vaddr, pfn, flags)
+    page_add_rmap(state, pfn)
+    vmscan.lru_cache_add(state, pfn)
+
+
 def page_add_rmap(state: KernelState, pfn: int) -> None:
     """One more PTE maps the page (page_add_new_anon_rmap, page_dup_rmap, page_add_file_rmap)."""
     state.mapcount[pfn] = state.mapcount.get(pfn, 0) + 1
@@ -133,7 +142,7 @@ def put_page(state: KernelState, pfn: int, cpu: int) -> None:
     if filemap.page_index(state, pfn) is not None:
         return
     del state.data[pfn]
-    state.lru = tuple(p for p in state.lru if p != pfn)
+    vmscan.del_page_from_lru_list(state, pfn)
     free_user_page(state, pfn, cpu)
 
 
@@ -170,7 +179,7 @@ def handle_mm_fault(state: KernelState, cpu: int, mm: int, vaddr: int, error_cod
         return do_swap_page(state, cpu, mm, vaddr, pte[0], vma.vm_flags, write)
     if write and not pte[1] & _PAGE_RW:
         if vma.vm_flags & mmap.VM_SHARED:
-            return wp_page_shared(state, cpu, mm, vaddr, pte[0], vma.vm_flags)
+            return wp_page_shared(state, mm, vaddr, pte[0])
         return do_wp_page(state, cpu, mm, vaddr, pte[0], vma.vm_flags)
     return 0  # a spurious fault: another path fixed the PTE already
 
@@ -193,10 +202,7 @@ def do_anonymous_page(state: KernelState, cpu: int, mm: int, vaddr: int, vm_flag
     pfn = charged_page(state, cpu, mm)
     if pfn is None:
         return VM_FAULT_OOM
-    set_pte(state, state.mms[mm].pgd, vaddr, pfn, mk_pte_flags(vm_flags, True))
-    page_add_rmap(state, pfn)
-    state.data[pfn] = 0
-    state.lru += (pfn,)  # lru_cache_add_active_or_unevictable
+    map_new_anon_page(state, state.mms[mm].pgd, vaddr, pfn, mk_pte_flags(vm_flags, True), 0)
     return 0
 
 
@@ -227,10 +233,7 @@ def do_fault(state: KernelState, cpu: int, mm: int, vaddr: int, vma: mmap.Vma, w
         if page is None:
             free_user_page(state, new, cpu)
             return VM_FAULT_OOM
-        state.data[new] = state.data[page]  # copy_user_highpage
-        set_pte(state, pgd, vaddr, new, mk_pte_flags(vma.vm_flags, True))
-        page_add_rmap(state, new)
-        state.lru += (new,)
+        map_new_anon_page(state, pgd, vaddr, new, mk_pte_flags(vma.vm_flags, True), state.data[page])
         return 0
     page = filemap_fault(state, cpu, mm, index)
     if page is None:
@@ -256,15 +259,12 @@ def do_swap_page(
     if mmu.walk(state.pt, pgd, vaddr) != (slot, 0):
         free_user_page(state, pfn, cpu)
         return 0
-    state.data[pfn] = state.swap_data[slot]
-    set_pte(state, pgd, vaddr, pfn, mk_pte_flags(vm_flags, write))
-    page_add_rmap(state, pfn)
-    state.lru += (pfn,)
+    map_new_anon_page(state, pgd, vaddr, pfn, mk_pte_flags(vm_flags, write), state.swap_data[slot])
     swapfile.swap_free(state, slot)
     return 0
 
 
-def wp_page_shared(state: KernelState, cpu: int, mm: int, vaddr: int, page: int, vm_flags: int) -> int:
+def wp_page_shared(state: KernelState, mm: int, vaddr: int, page: int) -> int:
     """A write to a read-only page of a shared file mapping: the page is dirtied and the PTE
     made writable (wp_page_shared -> wp_page_reuse)."""
     filemap.set_page_dirty(state, page)
@@ -290,10 +290,7 @@ def do_wp_page(state: KernelState, cpu: int, mm: int, vaddr: int, old: int, vm_f
         # !pte_same: the charge's reclaim or OOM kill unmapped the page meanwhile; retried.
         free_user_page(state, new, cpu)
         return 0
-    state.data[new] = state.data[old]  # cow_user_page
-    set_pte(state, pgd, vaddr, new, mk_pte_flags(vm_flags, True))
-    page_add_rmap(state, new)
-    state.lru += (new,)
+    map_new_anon_page(state, pgd, vaddr, new, mk_pte_flags(vm_flags, True), state.data[old])  # cow_user_page
     flush_tlb_mm_range(state, cpu, mm, vaddr, vaddr + PAGE_SIZE)  # ptep_clear_flush
     put_page(state, old, cpu)
     return 0

@@ -33,6 +33,15 @@ if TYPE_CHECKING:
 SWAP_CLUSTER_MAX = 32
 
 
+def lru_cache_add(state: KernelState, pfn: int) -> None:
+    """mm/swap.c lru_cache_add: a new user page at the LRU's tail."""
+    state.lru += (pfn,)
+
+
+def del_page_from_lru_list(state: KernelState, pfn: int) -> None:
+    state.lru = tuple(p for p in state.lru if p != pfn)
+
+
 def zone_watermarks_ok(state: KernelState, cpu: int, mark: int) -> bool:
     """Some zone of cpu's zonelist has an order-0 page above the watermark: the check
     get_page_from_freelist makes (pgdat_balanced with it for kswapd)."""
@@ -92,7 +101,7 @@ def shrink_page(state: KernelState, cpu: int, pfn: int) -> bool:
             return False
         swapfile.swap_writepage(state, slot, state.data.pop(pfn))
         try_to_unmap(state, cpu, pfn, slot)
-        state.lru = tuple(p for p in state.lru if p != pfn)
+        del_page_from_lru_list(state, pfn)
     else:
         try_to_unmap(state, cpu, pfn, None)
         if pfn in state.dirty:
