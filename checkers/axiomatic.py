@@ -50,6 +50,7 @@ from typing import Any
 
 import z3
 
+from checkers.control import z3_check
 from checkers.litmus import FileReport, LitmusResult
 from model.sync.litmus import parse_file
 from model.sync.program import (
@@ -89,7 +90,9 @@ from model.sync.program import (
 MEMORY_MODELS = ("sc", "tso")
 DEFAULT_UNROLL = 2  # iterations of a loop without a bound that depend on memory, as herd's -unroll
 _MAX_ITERATIONS = 10_000  # of a loop whose test the registers decide
-DEFAULT_TIMEOUT_MS = 60_000
+# z3 resource units per query, which count work, not seconds, so that the verdict does not
+# depend on the machine: the futex mutex under TSO, the costliest query, takes about 20 s.
+DEFAULT_RLIMIT = 1_000_000_000
 WIDTH = 64
 _ADDRESS_BASE = 1 << 40  # location codes start here: far above any value a litmus test uses
 
@@ -146,7 +149,7 @@ def axiomatic_verdict(
     memory: str = "sc",
     *,
     unroll: int = DEFAULT_UNROLL,
-    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    rlimit: int = DEFAULT_RLIMIT,
 ) -> AxiomaticResult:
     """The verdict of program's final clause under the axiomatic ``memory`` ("sc" or "tso").
     Raises Unsupported for a memory model or an instruction the encoding lacks."""
@@ -154,7 +157,7 @@ def axiomatic_verdict(
     enc, base, lookup, filt, prop = _encode(program, memory, unroll)
     encoded = time.perf_counter()
 
-    solver = _solver(base, timeout_ms)
+    solver = _solver(base, rlimit)
     models: dict[bool, z3.ModelRef | None] = {}
     for want in (True, False):
         solver.push()
@@ -195,7 +198,7 @@ def axiomatic_outcomes(
     memory: str = "sc",
     *,
     unroll: int = DEFAULT_UNROLL,
-    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    rlimit: int = DEFAULT_RLIMIT,
     limit: int = 10_000,
 ) -> list[str]:
     """The distinct final outcomes that pass the filter, spelled as LitmusResult.outcomes is
@@ -203,7 +206,7 @@ def axiomatic_outcomes(
     enc, base, lookup, filt, _ = _encode(program, memory, unroll)
     final = program.final
     refs = list(dict.fromkeys([*final.locations, *prop_refs(final.prop)]))
-    solver = _solver(base, timeout_ms)
+    solver = _solver(base, rlimit)
     solver.add(filt)
     found = []
     while (model := _check(solver, program, memory)) is not None:
@@ -228,15 +231,15 @@ def _encode(
     return enc, base, lookup, filt, _prop(final.prop, lookup, enc)
 
 
-def _solver(base: list[z3.BoolRef], timeout_ms: int) -> z3.Solver:
+def _solver(base: list[z3.BoolRef], rlimit: int) -> z3.Solver:
     solver = z3.Solver()
-    solver.set("timeout", timeout_ms)
+    solver.set("rlimit", rlimit)
     solver.add(base)
     return solver
 
 
 def _check(solver: z3.Solver, program: Program, memory: str) -> z3.ModelRef | None:
-    answer = solver.check()
+    answer = z3_check(solver)
     if answer == z3.unknown:
         raise RuntimeError(f"{program.name} under {memory}: z3 gave up ({solver.reason_unknown()})")
     return solver.model() if answer == z3.sat else None

@@ -1,12 +1,16 @@
 """The ``kinv`` command: check, list, explore, prove, replay, mutants, litmus.
 
-Exit codes: 0 every checked invariant holds, 1 a violation (or a surviving mutant),
-2 bad usage or input: one line naming the input and the problem, and nothing written.
+Exit codes (``checkers.results``): 0 every check passed (exhaustively, proved, or within its
+budget), 1 a violation (or a surviving mutant, or a vacuous run), 2 bad usage or input (one
+line naming the input and the problem, and nothing written), 3 incomplete (interrupted, a
+wall-clock or memory cap met, z3's budget spent; with ``--strict``, also a bounded pass),
+4 an internal error (the model or kinv raised: one line, and the traceback in a file).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -17,7 +21,9 @@ from typing import Any, NoReturn
 from rich.console import Console
 
 from checkers import plan
+from checkers.control import CONTROL, default_max_memory, install_signal_handlers, keep_stderr
 from checkers.errors import UsageError
+from checkers.results import EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_USAGE, exit_code
 
 DEFAULT_REPORTS = "reports"
 
@@ -51,6 +57,30 @@ def workers(text: str) -> str:
     return text if text in ("auto", "logical") else str(positive_int(text))
 
 
+def memory_size(text: str) -> int:
+    """Bytes, with an optional K, M, G or T suffix (powers of 1024): ``8G``."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = text.rstrip("KMGTkmgt"), text[len(text.rstrip("KMGTkmgt")):].upper()
+    if unit not in units:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 4096, 512M or 8G")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 4096, 512M or 8G") from None
+    if not value >= 1 << 20:
+        raise argparse.ArgumentTypeError(f"{text!r} is less than a megabyte")
+    return int(value)
+
+
+def caps(q: argparse.ArgumentParser) -> None:
+    """The safety caps: they end a run as incomplete (exit 3), never decide a verdict."""
+    q.add_argument("--max-seconds", type=positive_int, default=None, metavar="S",
+                   help="wall-clock cap: stop within a second of it and report the run incomplete")
+    q.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                   help="resident memory per process (512M, 8G) at which a search stops, incomplete "
+                   "(default: half the machine's memory, shared between the workers)")
+
+
 def build_parser() -> Parser:
     p = Parser(prog="kinv", description="Check the Linux kernel model's invariants.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -65,6 +95,15 @@ def build_parser() -> Parser:
     c.add_argument("--profile", choices=plan.PROFILES, default="ci", help="search effort (default ci)")
     c.add_argument("-n", "--workers", type=workers, default=None, help="parallel workers (pytest-xdist), or auto")
     c.add_argument("-v", "--verbose", action="store_true", help="pytest's verbose output")
+    c.add_argument("--strict", action="store_true",
+                   help="fail the run (exit 3) unless every check is exhaustive or proved")
+    c.add_argument("--coverage", action="store_true",
+                   help="record which lines and branches of model/ each engine executed (coverage.py), "
+                   "per file in the report with the functions never entered; runs about three times slower")
+    c.add_argument("--budget", default="", metavar="KEY=N,...",
+                   help="override the profile's work budget: states (explore), runs and steps (stateful), "
+                   "samples and rlimit (prove), e.g. states=50000,runs=50")
+    caps(c)
     common(c)
 
     ls = sub.add_parser("list", help="list the invariants, proofs and mutants")
@@ -73,15 +112,19 @@ def build_parser() -> Parser:
     e = sub.add_parser("explore", help="exhaustive search of one model")
     e.add_argument("selectors", nargs="+", metavar="SELECTOR")
     e.add_argument("--config", choices=("small", "large"), default="small", help="model config profile (default small)")
-    e.add_argument("--max-states", type=positive_int, default=None)
-    e.add_argument("--max-depth", type=positive_int, default=None)
-    e.add_argument("--max-seconds", type=positive_int, default=None)
+    e.add_argument("--max-states", type=positive_int, default=None, help="budget: states stored")
+    e.add_argument("--max-depth", type=positive_int, default=None, help="budget: steps from the initial state")
     e.add_argument("--graph", type=Path, default=None, metavar="FILE", help="write the state graph (.dot or .graphml)")
+    e.add_argument("--strict", action="store_true", help="exit 3 unless the search is exhaustive")
+    caps(e)
     common(e)
 
     pr = sub.add_parser("prove", help="run the z3 proofs")
     pr.add_argument("selectors", nargs="*", metavar="SELECTOR")
-    pr.add_argument("--samples", type=positive_int, default=plan.CROSSCHECK_SAMPLES["ci"], help="cross-check inputs")
+    pr.add_argument("--samples", type=positive_int, default=plan.BUDGETS["ci"].samples, help="cross-check inputs")
+    pr.add_argument("--rlimit", type=positive_int, default=plan.BUDGETS["ci"].rlimit,
+                    help="z3 resource units per query (a budget of work, the same on any machine)")
+    caps(pr)
     common(pr)
 
     r = sub.add_parser("replay", help="reproduce a saved counterexample step by step")
@@ -90,6 +133,7 @@ def build_parser() -> Parser:
 
     m = sub.add_parser("mutants", help="run the mutant catalog: every mutant must be killed")
     m.add_argument("selectors", nargs="*", metavar="SELECTOR", help="mutant names or patterns (default: all)")
+    caps(m)
     common(m)
 
     lt = sub.add_parser(
@@ -122,22 +166,49 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     # CI logs are no terminal: give tables room rather than rich's default 80 columns.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    keep_stderr()
     try:
         args = build_parser().parse_args(argv)
         return int(COMMANDS[args.command](args, console))
     except UsageError as e:
         print(f"kinv: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("kinv: interrupted; nothing written", file=sys.stderr)
-        return 2
+        return EXIT_INCOMPLETE
+    except Exception as e:  # a bug in kinv itself: never a verdict, never a traceback on the terminal
+        path = save_traceback(e)
+        print(f"kinv: internal error: {type(e).__name__}: {e} (traceback: {path})", file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        CONTROL.reset()
+
+
+def save_traceback(e: BaseException) -> str:
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile("w", prefix="kinv-traceback-", suffix=".txt", delete=False) as f:
+        f.write("".join(traceback.format_exception(e)))
+    return f.name
+
+
+def start_control(args: argparse.Namespace, workers: int = 1) -> None:
+    """The safety caps and signal handling of a command that runs in this process."""
+    CONTROL.reset()
+    CONTROL.configure(
+        max_seconds=getattr(args, "max_seconds", None),
+        max_memory=getattr(args, "max_memory", None) or default_max_memory(workers),
+    )
+    install_signal_handlers(CONTROL)
 
 
 def cmd_check(args: argparse.Namespace, console: Console) -> int:
     import pytest
 
     engines = plan.parse_engines(args.engine)
-    plan.resolve(args.selectors, engines)  # bad selectors fail here, before anything runs
+    plan.resolve(args.selectors, engines)  # bad selectors and budgets fail here, before anything runs
+    plan.parse_budget(args.budget)
     reports = Path(args.reports)
     check_reports_dir(reports)
     pytest_args = [
@@ -158,12 +229,35 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         str(Path.cwd()),
     ]
     pytest_args += [f"--kinv-select={s}" for s in args.selectors]
+    if args.strict:
+        pytest_args.append("--kinv-strict")
+    if args.budget:
+        pytest_args.append(f"--kinv-budget={args.budget}")
+    if args.max_seconds is not None:
+        pytest_args.append(f"--kinv-max-seconds={args.max_seconds}")
+    if args.max_memory is not None:
+        pytest_args.append(f"--kinv-max-memory={args.max_memory}")
     if args.workers:
         pytest_args += ["-n", args.workers]
-    code = pytest.main(pytest_args)
-    if code in (0, 1):
-        return int(code)
-    raise UsageError(f"pytest stopped with exit code {int(code)}; no report written")
+    from checkers.pytest_plugin import LAST_RUN
+
+    LAST_RUN.clear()
+    with contextlib.ExitStack() as stack:
+        if args.coverage:
+            import tempfile
+
+            data = stack.enter_context(tempfile.TemporaryDirectory(prefix="kinv-coverage-"))
+            pytest_args.append(f"--kinv-coverage={data}")
+        code = pytest.main(pytest_args)
+    if "statuses" in LAST_RUN:
+        return exit_code(LAST_RUN["statuses"], strict=args.strict)
+    if code == pytest.ExitCode.INTERRUPTED:
+        print("kinv: interrupted before every job had a result; no report written", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    if code == pytest.ExitCode.USAGE_ERROR:
+        raise UsageError(f"pytest stopped with exit code {int(code)}; no report written")
+    print(f"kinv: internal error: pytest stopped with exit code {int(code)}; no report written", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def check_reports_dir(path: Path) -> None:
@@ -209,13 +303,14 @@ def cmd_explore(args: argparse.Namespace, console: Console) -> int:
 
     invs = [invariants.REGISTRY[n] for n in job.names]
     model = model_class(job.model).from_profile(args.config)
+    start_control(args)
     with live_progress(console, f"explore {job.model}") as progress:
         result = explore(
             model,
             invs,
             max_states=args.max_states,
             max_depth=args.max_depth,
-            max_seconds=args.max_seconds,
+            goals=invariants.goals_for(job.model, "explore") if args.config == "small" else [],
             keep_graph=args.graph is not None,
             progress=progress,
         )
@@ -233,11 +328,17 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
 
     check_reports_dir(Path(args.reports))
     jobs = plan.resolve(args.selectors, ("prove",))
+    start_control(args)
     results = []
     for job in jobs:
         with console.status(f"proving {job.names[0]}"):
-            results.append(prove(invariants.PROOFS[job.names[0]], samples=args.samples, seed=args.seed))
+            results.append(
+                prove(invariants.PROOFS[job.names[0]], samples=args.samples, seed=args.seed, rlimit=args.rlimit)
+            )
     return finish(results, args, console)
+
+
+STYLES = {"pass": "green", "bounded-pass": "cyan", "fail": "red", "error": "yellow", "incomplete": "yellow"}
 
 
 def finish(results: list[Any], args: argparse.Namespace, console: Console) -> int:
@@ -245,14 +346,18 @@ def finish(results: list[Any], args: argparse.Namespace, console: Console) -> in
     from checkers.report import write_run
 
     for r in results:
-        style = {"pass": "green", "fail": "red", "error": "yellow"}[r.status]
-        console.print(f"[{style}]{r.status.upper():5}[/] {r.model} {r.engine} {', '.join(r.invariants)}: {r.strength}")
+        console.print(
+            f"[{STYLES[r.status]}]{r.status.upper():12}[/] {r.model} {r.engine} {', '.join(r.invariants)}: {r.strength}"
+        )
         if r.counterexample:
             console.print(f"      {r.counterexample.invariant}: {r.counterexample.violations[0]}")
-    meta = {"command": " ".join(sys.argv), "selectors": args.selectors, "seed": args.seed}
+        if r.unreached and not r.counterexample:
+            console.print(f"      never reached: {', '.join(r.unreached)}")
+    strict = getattr(args, "strict", False)
+    meta = {"command": " ".join(sys.argv), "selectors": args.selectors, "seed": args.seed, "strict": strict}
     run = write_run(results, reports_dir=Path(args.reports), meta=meta)
     console.print(f"report: {run / 'report.html'}")
-    return 0 if all(r.status == "pass" for r in results) else 1
+    return exit_code([r.status for r in results], strict=strict)
 
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
@@ -274,6 +379,7 @@ def cmd_mutants(args: argparse.Namespace, console: Console) -> int:
     from checkers.report import write_run
 
     check_reports_dir(Path(args.reports))
+    start_control(args)
     with live_progress(console, "mutants") as progress:
         outcomes, orphans = run_mutants(args.selectors, seed=args.seed, progress=progress)
     print_outcomes(outcomes, orphans, console)
@@ -288,6 +394,8 @@ def cmd_mutants(args: argparse.Namespace, console: Console) -> int:
                 "breaks": o.mutant.breaks,
                 "engine": o.mutant.engine,
                 "killed": o.killed,
+                "undecided": o.undecided,
+                "work": o.work,
                 "detail": o.detail,
             }
             for o in outcomes
@@ -296,7 +404,9 @@ def cmd_mutants(args: argparse.Namespace, console: Console) -> int:
     }
     run = write_run([o.result for o in outcomes], reports_dir=Path(args.reports), meta=meta)
     console.print(f"report: {run / 'report.html'}")
-    return 0 if all(o.killed for o in outcomes) and not orphans else 1
+    if all(o.killed for o in outcomes) and not orphans:
+        return 0
+    return EXIT_INCOMPLETE if any(o.undecided for o in outcomes) and not orphans else 1
 
 
 def _states_cell(res: Any) -> str:

@@ -29,14 +29,15 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+from checkers.control import CONTROL, Control, stopped_sentence
 from checkers.results import Counterexample, EngineResult
-from invariants import Invariant
+from invariants import Goal, Invariant
 from model.contract import Action, Args, Model, Step, digest
 
 Progress = Callable[[dict[str, Any]], None]
 
 _ROOT: Any = object()  # the parent link of the initial state
-_CHECK_EVERY = 1024  # expanded states between clock reads (time bound, progress line)
+_PROGRESS_EVERY = 256  # expanded states between clock reads for the progress line
 _PROGRESS_INTERVAL = 0.5  # seconds between progress callbacks
 
 
@@ -79,33 +80,42 @@ def explore(
     *,
     max_states: int | None = None,
     max_depth: int | None = None,
-    max_seconds: float | None = None,
+    goals: Iterable[Goal] = (),
     check_deadlock: bool = True,
     keep_graph: bool = False,
     progress: Progress | None = None,
     mutant: str | None = None,
     measure_memory: bool = False,
+    control: Control = CONTROL,
 ) -> ExploreResult:
-    """Search every state reachable from ``model.init_state()`` within the bounds.
+    """Search every state reachable from ``model.init_state()`` within the budget.
 
     Stops at the first violation (shortest trace) or deadlock (a state with no enabled action
-    that ``model.is_final`` does not accept, when ``check_deadlock``). ``max_states`` caps the
-    stored states, ``max_depth`` the steps from the initial state (states at that depth are
-    checked against the invariants but neither expanded nor checked for deadlock),
-    ``max_seconds`` the wall time. ``progress`` is called about twice a second, and once at
-    the end, with ``{"states", "depth", "seconds", "frontier"}``.
+    that ``model.is_final`` does not accept, when ``check_deadlock``). The budget decides how
+    far a verdict reaches, in work: ``max_states`` caps the stored states, ``max_depth`` the
+    steps from the initial state (states at that depth are checked against the invariants
+    but neither expanded nor checked for deadlock). ``control`` ends the search early, as
+    incomplete, when it is interrupted or meets a time or memory cap; it is read before each
+    state is expanded. ``progress`` is called about twice a second, and once at the end,
+    with ``{"states", "depth", "seconds", "frontier"}``. ``goals`` are looked for on every
+    new state (and, for transition goals, every edge) until each is reached; the result's
+    ``goals`` maps each to the depth of the first state (or edge's end) that reached it.
     ``measure_memory`` adds ``table_bytes`` (the visited table with its keys, each shared
     object counted once) and ``bytes_per_state`` to the stats, at the cost of one pass over
     the table. ``mutant`` is only recorded in the counterexample; applying it is the caller's.
 
     The result's ``stats``: states, transitions, max_depth, complete, bound (None, "depth",
-    "states" or "time"), seconds, states_per_second, peak_frontier (the largest BFS level).
-    A model whose stored path does not replay (it is not deterministic) gives a result with
-    ``error`` set instead of a counterexample.
+    "states", or the control's reason), seconds, states_per_second, peak_frontier (the
+    largest BFS level). A model whose stored path does not replay (it is not deterministic)
+    gives a result with ``error`` set instead of a counterexample.
     """
     invs = list(invariants)
     state_checks = [inv for inv in invs if not inv.transition]
     edge_checks = [inv for inv in invs if inv.transition]
+    all_goals = list(goals)
+    state_goals = [g for g in all_goals if not g.transition]
+    edge_goals = [g for g in all_goals if g.transition]
+    reached: dict[str, int] = {}
     graph = _new_graph(model) if keep_graph else None
     digests: dict[Hashable, str] = {}
 
@@ -118,7 +128,8 @@ def explore(
     else:
         table = [(None, model.step, lambda m, s: m.enabled(s), -1)]
     is_final = model.is_final
-    slow_edges = bool(edge_checks) or graph is not None
+    edges = _Edges(edge_checks, edge_goals, reached, graph, digests)
+    slow_edges = edges.wanted()
 
     start = time.perf_counter()
     init = model.init_state()
@@ -133,14 +144,13 @@ def explore(
     states: deque[Any] = deque([init])
     keys: deque[Hashable] = deque([init_key])
     limit = max_states if max_states is not None else sys.maxsize
-    deadline = start + max_seconds if max_seconds is not None else float("inf")
     transitions = 0
     depth = deepest = 0
     peak_frontier = 1
     bound: str | None = None
     stop: _Stop | None = None
     next_report = start + _PROGRESS_INTERVAL
-    tick = _CHECK_EVERY
+    tick = _PROGRESS_EVERY
 
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -148,12 +158,10 @@ def explore(
         found = _check_state(state_checks, init)
         if found:
             raise _Stop(init_key, 0, found[0].name, found[1])
+        _reach(state_goals, init, 0, reached)
         while states:
             if max_depth is not None and depth >= max_depth:
                 bound = "depth"
-                break
-            if time.perf_counter() >= deadline:
-                bound = "time"
                 break
             level = len(states)
             peak_frontier = max(peak_frontier, level)
@@ -161,13 +169,13 @@ def explore(
             push_state, push_key = states.append, keys.append
             child_depth = depth + 1
             for _ in range(level):
+                if control.reason is not None:
+                    bound = control.reason
+                    break
                 tick -= 1
                 if not tick:
-                    tick = _CHECK_EVERY
+                    tick = _PROGRESS_EVERY
                     now = time.perf_counter()
-                    if now >= deadline:
-                        bound = "time"
-                        break
                     if progress is not None and now >= next_report:
                         next_report = now + _PROGRESS_INTERVAL
                         progress({"states": len(visited), "depth": depth, "seconds": now - start,
@@ -194,7 +202,8 @@ def explore(
                         fp = nxt.fingerprint()
                         if fp in visited:
                             if slow_edges:
-                                _edge(edge_checks, graph, digests, state, key, act, args, nxt, fp, None, depth)
+                                edges.visit(state, key, act, args, nxt, fp, None, depth)
+                                slow_edges = edges.wanted()
                             continue
                         if len(visited) >= limit:
                             bound = "states"
@@ -206,8 +215,11 @@ def explore(
                             violations = inv.check(nxt)
                             if violations:
                                 raise _Stop(child, child_depth, inv.name, violations)
+                        if state_goals:
+                            _reach(state_goals, nxt, child_depth, reached)
                         if slow_edges:
-                            _edge(edge_checks, graph, digests, state, key, act, args, nxt, fp, child_depth, depth)
+                            edges.visit(state, key, act, args, nxt, fp, child_depth, depth)
+                            slow_edges = edges.wanted()
                         push_state(nxt)
                         push_key(child)
                 if transitions == before and check_deadlock and not is_final(state):
@@ -233,6 +245,8 @@ def explore(
         "max_depth": deepest,
         "complete": complete,
         "bound": bound,
+        "max_states": max_states,
+        "max_depth_budget": max_depth,
         "seconds": round(seconds, 3),
         "states_per_second": round(n / seconds) if seconds > 0 else None,
         "peak_frontier": peak_frontier,
@@ -244,8 +258,11 @@ def explore(
         model=model.name,
         engine="explore",
         invariants=[inv.name for inv in invs],
-        strength=_strength(n, depth, bound, stop),
+        strength=_strength(n, depth, bound, stop, max_states, max_depth),
         stats=stats,
+        complete=complete,
+        stopped=bound if bound not in (None, "depth", "states") else None,
+        goals={g.name: reached.get(g.name) for g in all_goals},
     )
     if stop is not None:
         try:
@@ -256,36 +273,59 @@ def explore(
     return result
 
 
+def _reach(goals: list[Goal], state: Any, depth: int, reached: dict[str, int]) -> None:
+    """Record the state goals ``state`` reaches, and stop looking for them."""
+    for g in [g for g in goals if g.check(state)]:
+        reached[g.name] = depth
+        goals.remove(g)
+
+
+class _Edges:
+    """The per-edge work that most runs skip: transition invariants, transition goals not
+    yet reached, and the graph."""
+
+    def __init__(
+        self, checks: list[Invariant], goals: list[Goal], reached: dict[str, int], graph: Any,
+        digests: dict[Hashable, str],
+    ) -> None:
+        self.checks, self.goals, self.reached, self.graph, self.digests = checks, goals, reached, graph, digests
+
+    def wanted(self) -> bool:
+        return bool(self.checks or self.goals) or self.graph is not None
+
+    def visit(
+        self, state: Any, key: Hashable, act: Action | None, args: Args, nxt: Any, fp: Hashable,
+        new_depth: int | None, depth: int,
+    ) -> None:
+        assert act is not None
+        graph = self.graph
+        if graph is not None:
+            src = _digest(self.digests, key)
+            dst = _digest(self.digests, fp)
+            if new_depth is not None:
+                graph.add_node(dst, depth=new_depth)
+            label = act.label(args)
+            if graph.has_edge(src, dst):
+                graph[src][dst]["label"] += " | " + label
+            else:
+                graph.add_edge(src, dst, label=label)
+        if self.checks or self.goals:
+            step = Step(act.name, args)
+            for inv in self.checks:
+                violations = inv.check(state, step, after=nxt)
+                if violations:
+                    raise _Stop(key, depth + 1, inv.name, violations, last=step)
+            for g in [g for g in self.goals if g.check(state, step, nxt)]:
+                self.reached[g.name] = depth + 1
+                self.goals.remove(g)
+
+
 def _check_state(checks: list[Invariant], state: Any) -> tuple[Invariant, list[str]] | None:
     for inv in checks:
         violations = inv.check(state)
         if violations:
             return inv, violations
     return None
-
-
-def _edge(
-    edge_checks: list[Invariant], graph: Any, digests: dict[Hashable, str], state: Any, key: Hashable,
-    act: Action | None, args: Args, nxt: Any, fp: Hashable, new_depth: int | None, depth: int,
-) -> None:
-    """The per-edge work that most runs skip: transition invariants and the graph."""
-    assert act is not None
-    if graph is not None:
-        src = _digest(digests, key)
-        dst = _digest(digests, fp)
-        if new_depth is not None:
-            graph.add_node(dst, depth=new_depth)
-        label = act.label(args)
-        if graph.has_edge(src, dst):
-            graph[src][dst]["label"] += " | " + label
-        else:
-            graph.add_edge(src, dst, label=label)
-    if edge_checks:
-        step = Step(act.name, args)
-        for inv in edge_checks:
-            violations = inv.check(state, step, after=nxt)
-            if violations:
-                raise _Stop(key, depth + 1, inv.name, violations, last=step)
 
 
 def _digest(cache: dict[Hashable, str], fp: Hashable) -> str:
@@ -301,16 +341,22 @@ def _new_graph(model: Model[Any, Any]) -> Any:
     return nx.DiGraph(name=model.name)
 
 
-def _strength(n: int, depth: int, bound: str | None, stop: _Stop | None) -> str:
+def _strength(
+    n: int, depth: int, bound: str | None, stop: _Stop | None, max_states: int | None, max_depth: int | None
+) -> str:
     states = f"{n:,} state{'' if n == 1 else 's'}"
     if stop is not None:
         what = "deadlock" if stop.kind == "deadlock" else "violation"
         if stop.depth == 0:
             return f"{what} in the initial state"
-        return f"exhaustive to depth {stop.depth - 1} ({states}) before a {what} at depth {stop.depth}"
+        return f"every state to depth {stop.depth - 1} ({states}) before a {what} at depth {stop.depth}"
     if bound is None:
         return f"exhaustive: all {n:,} reachable states" if n != 1 else "exhaustive: the only reachable state"
-    return f"exhaustive to depth {depth} ({states}; bound: {bound})"
+    if bound == "depth":
+        return f"bounded: every state to depth {depth} ({states}; budget: depth {max_depth})"
+    if bound == "states":
+        return f"bounded: every state to depth {depth} ({states}; budget: {max_states:,} states)"
+    return f"incomplete, {stopped_sentence(bound)}: every state to depth {depth} ({states})"
 
 
 def _counterexample(

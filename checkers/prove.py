@@ -5,13 +5,14 @@ and the property as z3 Booleans over free constants named after the kernel's var
 and named intermediate values that a refutation shows; or a list of them, one per case,
 which z3 answers one by one. The engine first checks that the bounds admit some input
 (else the proof would hold vacuously), then asks z3 for an input within the bounds where
-the property is false, under a per-query timeout:
+the property is false, within a resource budget per query (z3's ``rlimit``, which counts
+the solver's work, so that the verdict is the same on a fast or a slow machine):
 
 - unsat: proved for all inputs within the bounds (status pass);
 - sat: disproved. A proof has no trace to replay, so ``counterexample`` stays None and the
   z3 model's inputs go into ``EngineResult.refutation`` (status fail), with the named
   terms evaluated in the same model in ``stats["z3_model"]``;
-- unknown (timeout, resource limit): an error, never a pass.
+- unknown (the budget spent, or the run interrupted): incomplete, never a pass.
 
 The cross-check then runs the same claim through the Python implementation on seeded random
 inputs and compares with the z3 formula evaluated there. A mismatch means the proof is not
@@ -30,12 +31,15 @@ from typing import Any
 import z3
 
 import invariants
+from checkers.control import CONTROL, RLIMIT, Control, stopped_sentence, z3_check
 from checkers.results import EngineResult
 from invariants import Proof
 from invariants.claims import z3_value
 
 DEFAULT_SAMPLES = 200
-DEFAULT_TIMEOUT_MS = 60_000
+# z3 resource units per query: ten times what the most expensive proof takes (2.0 million,
+# tcp.sequence_matches_rfc9293, about a second).
+DEFAULT_RLIMIT = 20_000_000
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Verdict:
     inputs: dict[str, Any] = field(default_factory=dict)  # the refuting input, when sat
     terms: dict[str, Any] = field(default_factory=dict)  # the named terms at that input
     reason: str = ""  # z3's reason for unknown
+    stopped: str | None = None  # why it is unknown: the run's control, or z3's budget
 
 
 def prove(
@@ -52,12 +57,13 @@ def prove(
     *,
     samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
-    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    rlimit: int = DEFAULT_RLIMIT,
     mutant: str | None = None,
+    control: Control = CONTROL,
 ) -> EngineResult:
     """Prove one proof and cross-check it on ``samples`` random inputs. A mutant, if named,
     must already be applied by the caller; it is recorded in the stats."""
-    stats: dict[str, Any] = {"timeout_ms": timeout_ms, "samples": samples, "seed": seed}
+    stats: dict[str, Any] = {"rlimit": rlimit, "samples": samples, "seed": seed}
     if mutant:
         stats["mutant"] = mutant
     result = EngineResult(proof.subsystem, "prove", [proof.name], "not proved", stats=stats)
@@ -69,7 +75,7 @@ def prove(
         result.error = f"could not encode {proof.name} in z3: {type(e).__name__}: {e}"
         return result
 
-    verdict = solve_all(claims, timeout_ms)
+    verdict = solve_all(claims, rlimit, control)
     stats["z3_result"] = verdict.answer
     stats["solve_seconds"] = round(verdict.seconds, 6)
     if verdict.answer == "sat":
@@ -82,6 +88,8 @@ def prove(
         result.error = f"cross-check of {proof.name} raised {type(e).__name__}: {e}"
         return result
     stats["crosscheck_seconds"] = round(time.perf_counter() - started, 6)
+    if control.reason is not None and verdict.answer != "sat":
+        verdict.stopped = control.reason
     stats["crosscheck_mismatches"] = len(mismatches)
     disagree = f"the z3 encoding disagrees with the Python code on {len(mismatches)} of {samples} inputs"
 
@@ -93,12 +101,17 @@ def prove(
     elif verdict.answer == "sat":
         result.refutation = verdict.inputs
         result.strength = f"disproved: z3 counterexample {_show(verdict.inputs)}"
+    elif verdict.stopped is not None:
+        result.stopped = verdict.stopped
+        why = stopped_sentence(verdict.stopped)
+        result.strength = f"incomplete, {why}: z3 answered unknown ({verdict.reason}; budget: rlimit {rlimit:,})"
     elif verdict.answer == "unsat":
         result.strength = f"proved for all inputs: {proof.bounds}"
+        result.complete = True
     elif verdict.answer == "vacuous":
         result.error = f"the bounds of {proof.name} admit no input, so the proof would hold vacuously"
     else:
-        result.error = f"z3 returned unknown ({verdict.reason}) for {proof.name} within {timeout_ms} ms"
+        result.error = f"z3 returned unknown ({verdict.reason}) for {proof.name}"
     return result
 
 
@@ -110,50 +123,65 @@ def prove_all(proofs: Iterable[Proof] | None = None, **options: Any) -> list[Eng
     return [prove(p, **options) for p in proofs]
 
 
-def solve_all(claims: list[tuple[z3.BoolRef, z3.BoolRef, dict[str, Any]]], timeout_ms: int) -> Verdict:
+def solve_all(
+    claims: list[tuple[z3.BoolRef, z3.BoolRef, dict[str, Any]]], rlimit: int, control: Control = CONTROL
+) -> Verdict:
     """The first refutation among the cases; else unknown if any case was; else proved,
     unless no case's bounds admit an input."""
     verdicts: list[Verdict] = []
     for claim in claims:
-        verdict = solve(*claim, timeout_ms)
+        verdict = solve(*claim, rlimit, control)
         if verdict.answer == "sat":
             verdict.seconds += sum(v.seconds for v in verdicts)
             return verdict
         verdicts.append(verdict)
+        if verdict.answer == "unknown" and control.reason is not None:
+            break
     seconds = sum(v.seconds for v in verdicts)
     unknown = next((v for v in verdicts if v.answer == "unknown"), None)
     if unknown is not None:
-        return Verdict("unknown", seconds, reason=unknown.reason)
+        return Verdict("unknown", seconds, reason=unknown.reason, stopped=unknown.stopped)
     if all(v.answer == "vacuous" for v in verdicts):
         return Verdict("vacuous", seconds)
     return Verdict("unsat", seconds)
 
 
-def solve(assume: z3.BoolRef, holds: z3.BoolRef, terms: dict[str, Any], timeout_ms: int) -> Verdict:
+def solve(
+    assume: z3.BoolRef, holds: z3.BoolRef, terms: dict[str, Any], rlimit: int, control: Control = CONTROL
+) -> Verdict:
     # Two solvers rather than one incremental one: z3 bit-blasts a fresh bit-vector query
     # with its fast tactic, which an incremental solver gives up.
     bounds = z3.Solver()
-    bounds.set("timeout", timeout_ms)
+    bounds.set("rlimit", rlimit)
     bounds.add(assume)
-    admitted = bounds.check()
+    admitted = z3_check(bounds, control)
     if admitted == z3.unsat:
         return Verdict("vacuous", 0.0)
     if admitted == z3.unknown:
-        return Verdict("unknown", 0.0, reason=bounds.reason_unknown())
+        return _unknown(bounds, 0.0, control)
 
     solver = _solver(assume, holds)
-    solver.set("timeout", timeout_ms)
+    solver.set("rlimit", rlimit)
     solver.add(assume, z3.Not(holds))
     started = time.perf_counter()
-    answer = solver.check()
+    answer = z3_check(solver, control)
     seconds = time.perf_counter() - started
     if answer == z3.unsat:
         return Verdict("unsat", seconds)
     if answer == z3.unknown:
-        return Verdict("unknown", seconds, reason=solver.reason_unknown())
+        return _unknown(solver, seconds, control)
     model = solver.model()
     inputs = {str(c): z3_value(c, model) for c in _constants(holds, assume)}
     return Verdict("sat", seconds, inputs, {k: z3_value(t, model) for k, t in terms.items()})
+
+
+def _unknown(solver: z3.Solver, seconds: float, control: Control) -> Verdict:
+    """An unknown answer, stopped by the run's control or by the budget. z3 says "canceled"
+    when interrupted and "max. resource limit exceeded" when its budget is spent; any other
+    reason (an incomplete theory) is z3's own and stays an error."""
+    reason = solver.reason_unknown()
+    stopped = control.reason if control.reason is not None else RLIMIT if "resource limit" in reason else None
+    return Verdict("unknown", seconds, reason=reason, stopped=stopped)
 
 
 def _solver(*exprs: z3.ExprRef) -> z3.Solver:

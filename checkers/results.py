@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from model.contract import Step
 
 COUNTEREXAMPLE_SCHEMA = "kinv.counterexample/1"
-SUMMARY_SCHEMA = "kinv.summary/1"
+SUMMARY_SCHEMA = "kinv.summary/2"
+
+# An engine result's status, worst first (DESIGN.md, "Verdicts"): a violation found; the
+# model or kinv raised; the run was interrupted or hit a safety cap; no violation within a
+# named budget; no violation in any reachable state (or proved for all inputs).
+STATUSES = ("fail", "error", "incomplete", "bounded-pass", "pass")
+# `kinv` exit codes; 2 (bad usage or input) never comes from a result.
+EXIT_PASS, EXIT_VIOLATION, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+
+def worst(statuses: Iterable[str]) -> str:
+    """The worst of several statuses; ``pass`` for none."""
+    present = set(statuses)
+    return next((s for s in STATUSES if s in present), "pass")
+
+
+def exit_code(statuses: Iterable[str], *, strict: bool = False) -> int:
+    """The exit code of a run with these result statuses. ``strict`` counts a bounded pass
+    as incomplete: for users whose CI accepts only exhaustive searches and proofs."""
+    status = worst(statuses)
+    if status == "bounded-pass" and strict:
+        return EXIT_INCOMPLETE
+    return {"fail": EXIT_VIOLATION, "error": EXIT_INTERNAL, "incomplete": EXIT_INCOMPLETE}.get(status, EXIT_PASS)
 
 
 @dataclass
@@ -71,7 +94,15 @@ def as_args(value: Any) -> Any:
 class EngineResult:
     """One engine run over one model: which invariants it checked, how strongly, and the
     counterexample if one failed. ``strength`` is the sentence reports show, e.g.
-    "exhaustive to depth 8 (12,345 states)" or "sampled 200 runs of up to 50 steps"."""
+    "exhaustive: all 12,345 reachable states" or "sampled 200 runs of up to 50 steps".
+
+    ``complete`` is set by an engine that covered everything its claim is about (every
+    reachable state, every input of a proof); ``stopped`` names why a run ended before its
+    budget did (``checkers.control``: interrupted, the time or memory cap, z3's resource
+    limit). ``goals`` maps each reachability goal the engine looked for to where it first
+    reached it (None: not reached); ``unreached`` lists the goals whose absence makes this
+    run vacuous, which fails it.
+    """
 
     model: str
     engine: str
@@ -79,14 +110,30 @@ class EngineResult:
     strength: str
     counterexample: Counterexample | None = None
     stats: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None  # the engine could not run to its end (bound hit is not an error)
+    error: str | None = None  # the model or kinv raised (a budget or a cap is not an error)
     refutation: dict[str, Any] | None = None  # prove: the z3 model refuting a proof (no trace)
+    complete: bool = False
+    stopped: str | None = None
+    goals: dict[str, Any] = field(default_factory=dict)
+    unreached: list[str] = field(default_factory=list)
+    traceback: str | None = None  # with ``error``: where the model or kinv raised
 
     @property
     def status(self) -> str:
         if self.error:
             return "error"
-        return "fail" if self.counterexample or self.refutation else "pass"
+        if self.counterexample or self.refutation:
+            return "fail"
+        if self.stopped:
+            return "incomplete"
+        if self.unreached:
+            return "fail"
+        return "pass" if self.complete else "bounded-pass"
+
+    @property
+    def held(self) -> bool:
+        """No violation within what the engine covered, all of it or its budget."""
+        return self.status in ("pass", "bounded-pass")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +146,11 @@ class EngineResult:
             "stats": self.stats,
             "error": self.error,
             "refutation": self.refutation,
+            "complete": self.complete,
+            "stopped": self.stopped,
+            "goals": self.goals,
+            "unreached": self.unreached,
+            "traceback": self.traceback,
         }
 
     @classmethod
@@ -113,4 +165,9 @@ class EngineResult:
             stats=dict(data.get("stats") or {}),
             error=data.get("error"),
             refutation=data.get("refutation"),
+            complete=bool(data.get("complete")),
+            stopped=data.get("stopped"),
+            goals=dict(data.get("goals") or {}),
+            unreached=list(data.get("unreached") or []),
+            traceback=data.get("traceback"),
         )

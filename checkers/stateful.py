@@ -21,38 +21,61 @@ from hypothesis import HealthCheck, Verbosity, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
+from checkers.control import CONTROL, Control, stopped_sentence
 from checkers.results import Counterexample, EngineResult
-from invariants import Invariant, evaluate
+from invariants import Goal, Invariant, evaluate
 from model.contract import Action, Args, Model, Step, digest
 
 
 @dataclass(frozen=True)
 class Profile:
-    """How much random search a run does: ``ci`` for every push, ``deep`` for nightly runs."""
+    """How much random search a run does (checkers.plan.BUDGETS has the ``ci`` and ``deep``
+    ones): runs, and steps per run at most."""
 
     max_examples: int
     steps: int
-
-
-PROFILES = {"ci": Profile(max_examples=200, steps=60), "deep": Profile(max_examples=3000, steps=200)}
 
 
 class _Violation(AssertionError):
     pass
 
 
-def _machine(model: Model[Any, Any], invs: list[Invariant], record: dict[str, Any]) -> type[RuleBasedStateMachine]:
+class _Stopped(BaseException):
+    """The run's control asked it to stop. Not an Exception, so that Hypothesis passes it
+    through, as it does KeyboardInterrupt, instead of shrinking it as a failure."""
+
+
+def _machine(
+    model: Model[Any, Any], invs: list[Invariant], goals: list[Goal], record: dict[str, Any], control: Control
+) -> type[RuleBasedStateMachine]:
     """A RuleBasedStateMachine class with one rule per action of ``model``."""
+    state_goals = [g for g in goals if not g.transition]
+    edge_goals = [g for g in goals if g.transition]
+    reached: dict[str, dict[str, int]] = record["goals"]
+
+    def reach(run: int, step: int, before: Any, last: Step | None, after: Any) -> None:
+        for g in [g for g in state_goals if g.check(after)]:
+            reached[g.name] = {"run": run, "step": step}
+            state_goals.remove(g)
+        if last is not None:
+            for g in [g for g in edge_goals if g.check(before, last, after)]:
+                reached[g.name] = {"run": run, "step": step}
+                edge_goals.remove(g)
 
     def init(self: Any) -> None:
+        if control.reason is not None:
+            raise _Stopped
         RuleBasedStateMachine.__init__(self)
         self.state = model.init_state()
         self.domains = {}  # action name -> its argument domain in self.state, listed on first use
         self.steps = []
         record["runs"] += 1
+        self.run = record["runs"]
         found = evaluate(invs, self.state)
         if found:
             _fail(self, *found)
+        if state_goals:
+            reach(self.run, 0, None, None, self.state)
 
     def _fail(self: Any, inv: Invariant, violations: list[str]) -> None:
         record["failure"] = (list(self.steps), inv.name, violations, "invariant")
@@ -69,6 +92,8 @@ def _machine(model: Model[Any, Any], invs: list[Invariant], record: dict[str, An
             return bool(domain(self, act))
 
         def fire(self: Any, data: Any) -> None:
+            if control.reason is not None:
+                raise _Stopped
             choices = domain(self, act)
             # The index st.sampled_from(choices) would draw, shrinking towards the first choice,
             # taken straight from the test case's data: a strategy over a list that changes every
@@ -85,6 +110,8 @@ def _machine(model: Model[Any, Any], invs: list[Invariant], record: dict[str, An
             found = evaluate(invs, self.state, before, step)
             if found:
                 _fail(self, *found)
+            if state_goals or edge_goals:
+                reach(self.run, len(self.steps), before, step, self.state)
 
         fire.__name__ = act.name
         return rule(data=st.data())(precondition(enabled)(fire))
@@ -115,11 +142,17 @@ def run_stateful(
     profile: Profile,
     seed_value: int,
     mutant: str | None = None,
+    goals: list[Goal] | None = None,
+    control: Control = CONTROL,
 ) -> EngineResult:
     """Sample ``profile.max_examples`` runs of up to ``profile.steps`` steps; deterministic
-    for a given seed. A violation comes back shrunk, as a replayable counterexample."""
-    record: dict[str, Any] = {"runs": 0, "steps": 0, "failure": None}
-    machine = seed(seed_value)(_machine(model, invs, record))
+    for a given seed. A violation comes back shrunk, as a replayable counterexample. Each of
+    ``goals`` is looked for after every step until reached; the result's ``goals`` maps it
+    to the first run and step that reached it. ``control`` ends the sampling early, as
+    incomplete."""
+    record: dict[str, Any] = {"runs": 0, "steps": 0, "failure": None, "goals": {}}
+    goals = list(goals or [])
+    machine = seed(seed_value)(_machine(model, invs, goals, record, control))
     conf = settings(
         max_examples=profile.max_examples,
         stateful_step_count=profile.steps,
@@ -131,10 +164,13 @@ def run_stateful(
         suppress_health_check=list(HealthCheck),
     )
     started = time.perf_counter()
+    stopped = None
     try:
         run_state_machine_as_test(machine, settings=conf)
     except* _Violation:  # the failure is in ``record``, shrunk (one of them, if several kinds)
         pass
+    except* _Stopped:  # a failure found before the stop is in ``record``, shrunk or not
+        stopped = control.reason
     seconds = time.perf_counter() - started
     stats = {
         "runs": record["runs"],
@@ -145,12 +181,19 @@ def run_stateful(
         "max_examples": profile.max_examples,
         "max_steps": profile.steps,
     }
+    sampled = f"{profile.max_examples:,} random runs of up to {profile.steps} steps (seed {seed_value})"
+    if stopped is not None:
+        strength = f"incomplete, {stopped_sentence(stopped)}: {record['steps']:,} steps of {sampled}"
+    else:
+        strength = f"bounded: sampled {sampled}"
     result = EngineResult(
         model=model.name,
         engine="stateful",
         invariants=[inv.name for inv in invs],
-        strength=f"sampled {profile.max_examples:,} runs of up to {profile.steps} steps (seed {seed_value})",
+        strength=strength,
         stats=stats,
+        stopped=stopped,
+        goals={g.name: record["goals"].get(g.name) for g in goals},
     )
     if record["failure"] is not None:
         steps, name, violations, kind = record["failure"]

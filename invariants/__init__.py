@@ -79,6 +79,52 @@ def proof(
     return register
 
 
+@dataclass(frozen=True)
+class Goal:
+    """A reachability goal (Stateright's ``Property::sometimes``): a state, or a transition,
+    that the engines are meant to reach on the model's configs. A run that never reaches
+    one checked its invariants vacuously there, and says so.
+
+    ``check(state)`` (or ``check(before, step, after)`` for a transition goal) is True when
+    the goal is reached. ``engines`` are those expected to reach it: ``explore`` on the
+    model's ``small`` config, ``stateful`` on its ``large`` one.
+    """
+
+    name: str  # "buddy.fallback_steal"
+    model: str
+    statement: str
+    check: Callable[..., bool]
+    transition: bool = False
+    engines: tuple[str, ...] = ("explore", "stateful")
+
+
+GOALS: dict[str, Goal] = {}
+
+
+def goal(
+    name: str,
+    *,
+    model: str,
+    statement: str,
+    transition: bool = False,
+    engines: tuple[str, ...] = ("explore", "stateful"),
+) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
+    def register(fn: Callable[..., bool]) -> Callable[..., bool]:
+        if name in GOALS or name in REGISTRY:
+            raise ValueError(f"goal {name} registered twice")
+        GOALS[name] = Goal(name, model, statement, fn, transition, engines)
+        return fn
+
+    return register
+
+
+def goals_for(model: str, engine: str | None = None) -> list[Goal]:
+    """The goals of ``model`` (those ``engine`` is expected to reach, if given), in
+    registration order."""
+    load_all()
+    return [g for g in GOALS.values() if g.model == model and (engine is None or engine in g.engines)]
+
+
 def load_all() -> dict[str, Invariant]:
     """Import every subsystem suite (predicates and proofs) and return the invariant registry."""
     for sub in SUBSYSTEMS:

@@ -16,7 +16,7 @@ from functools import reduce
 from itertools import chain, repeat
 from typing import Any
 
-from invariants import invariant
+from invariants import goal, invariant
 from model.contract import Step
 from model.mm.buddy import BuddyState
 from model.mm.mmzone import MIGRATETYPE, WMARK_MIN, FreeArea, MemoryLayout, PerCpuPages, Zone
@@ -674,3 +674,82 @@ def alloc_failure(before: BuddyState, step: Step, after: BuddyState) -> list[str
                 f"and a free block of order >= {order}"
             )
     return out
+
+
+# Reachability goals: what the configs are meant to reach, so that a pass is not vacuous.
+
+
+def _zone_free_blocks(state: BuddyState, z: int, order: int) -> bool:
+    return any(any(area.free_list) for area in state.zones[z].free_area[order:])
+
+
+@goal(
+    "buddy.fallback_steal",
+    model=MODEL,
+    statement="An allocation falls back to another migratetype and steals a pageblock for its own.",
+    transition=True,
+)
+def fallback_steal(before: BuddyState, step: Step, after: BuddyState) -> bool:
+    return step.action == "alloc_pages" and before.pageblock_migratetype != after.pageblock_migratetype
+
+
+@goal(
+    "buddy.zonelist_fallback",
+    model=MODEL,
+    statement="An allocation is served by a zone after the first of its CPU's zonelist.",
+    transition=True,
+)
+def zonelist_fallback(before: BuddyState, step: Step, after: BuddyState) -> bool:
+    request = _alloc_request(step)
+    if request is None:
+        return False
+    layout = after.layout
+    first = layout.cpu_zonelist(request[2])[0]
+    return any(layout.zone_of_pfn[pfn] != first for pfn, _ in set(after.allocated) - set(before.allocated))
+
+
+@goal(
+    "buddy.watermark_refusal",
+    model=MODEL,
+    statement="alloc_pages returns NULL while a zone of its zonelist still has a free block of the "
+    "order asked for: the watermark refused it.",
+    transition=True,
+    engines=("explore",),  # the large machine's random runs do not come near its watermarks
+)
+def watermark_refusal(before: BuddyState, step: Step, after: BuddyState) -> bool:
+    request = _alloc_request(step)
+    if request is None or len(after.allocated) != len(before.allocated):
+        return False
+    order, _, cpu = request
+    return any(_zone_free_blocks(after, z, order) for z in after.layout.cpu_zonelist(cpu))
+
+
+@goal(
+    "buddy.pcp_drained_by_reclaim",
+    model=MODEL,
+    statement="Direct reclaim drains a per-CPU list holding two or more pages before the last try.",
+    transition=True,
+    engines=("explore",),  # as buddy.watermark_refusal: only a full machine enters direct reclaim
+)
+def pcp_drained_by_reclaim(before: BuddyState, step: Step, after: BuddyState) -> bool:
+    return step.action == "alloc_pages" and any(
+        was.count >= 2 and now.count == 0
+        for old, new in zip(before.zones, after.zones, strict=True)
+        for was, now in zip(old.pageset, new.pageset, strict=True)
+    )
+
+
+@goal(
+    "buddy.merge_to_max_order",
+    model=MODEL,
+    statement="Freeing a smaller block merges buddies up to a free block of order MAX_ORDER-1.",
+    transition=True,
+)
+def merge_to_max_order(before: BuddyState, step: Step, after: BuddyState) -> bool:
+    top = after.layout.MAX_ORDER - 1
+    if not (step.action == "drain_pages" or (step.action == "free_pages" and step.args[1] < top)):
+        return False
+    return any(
+        new.free_area[top].nr_free > old.free_area[top].nr_free
+        for old, new in zip(before.zones, after.zones, strict=True)
+    )

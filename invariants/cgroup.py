@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from invariants import REGISTRY, invariant
+from invariants import REGISTRY, goal, invariant
 from model.cgroup.cgroup import ROOT, chain, in_subtree, path
 from model.cgroup.memcontrol import compound_nr
 from model.cgroup.model import CgroupState
@@ -396,3 +396,126 @@ def bad_write_refused(before: CgroupState, step: Step, after: CgroupState) -> li
     if before.fingerprint() != after.fingerprint():
         return [f"{step.action}{step.args} failed with -{errnos[0]} but changed the state"]
     return []
+
+
+# Reachability goals: what the configs are meant to reach, so that a pass is not vacuous.
+
+_CHARGING = ("fault", "read", "kmem_cache_alloc")  # the steps that charge a page
+
+
+def _refused(before: CgroupState, after: CgroupState) -> bool:
+    """Some memcg's page counter refused a charge in this step (its failcnt went up)."""
+    return any(c.failcnt > before.memory[cg].failcnt for cg, c in after.memory.items() if cg in before.memory)
+
+
+@goal(
+    "cgroup.charge_reclaims",
+    model=MODEL,
+    statement="A charge refused at a memcg's memory.limit_in_bytes reclaims page cache from its "
+    "subtree (try_to_free_mem_cgroup_pages) and tries again.",
+    transition=True,
+)
+def charge_reclaims(before: CgroupState, step: Step, after: CgroupState) -> bool:
+    return (
+        step.action in _CHARGING
+        and _refused(before, after)
+        and bool(set(before.page_cache) - set(after.page_cache))
+    )
+
+
+@goal(
+    "cgroup.memcg_oom",
+    model=MODEL,
+    statement="A charge that reclaim cannot make room for runs the memcg OOM killer, which kills the "
+    "task with the most pages in the memcg's subtree.",
+    transition=True,
+)
+def memcg_oom(before: CgroupState, step: Step, after: CgroupState) -> bool:
+    return any(kind == "oom" for kind, _, _ in after.events)
+
+
+@goal(
+    "cgroup.attach_moves_task",
+    model=MODEL,
+    statement="A runnable task written to another cgroup's cgroup.procs moves to that cgroup's task "
+    "group (sched_move_task).",
+    transition=True,
+)
+def attach_moves_task(before: CgroupState, step: Step, after: CgroupState) -> bool:
+    if step.action != "attach":
+        return False
+    pid, cg = step.args
+    task = after.sched.tasks.get(pid)
+    return (
+        pid in before.css_set
+        and after.css_set.get(pid) == cg != before.css_set[pid]
+        and task is not None
+        and bool(task.on_rq)
+        and fair.task_group_of(after.sched, pid) != fair.task_group_of(before.sched, pid)
+    )
+
+
+@goal(
+    "cgroup.shares_changed",
+    model=MODEL,
+    statement="A write of cpu.shares changes a task group's weight (sched_group_set_shares).",
+    transition=True,
+)
+def shares_changed(before: CgroupState, step: Step, after: CgroupState) -> bool:
+    if step.action != "write" or step.args[1] != "cpu.shares" or step.args[0] not in before.cgroups:
+        return False
+    tg = before.cgroups[step.args[0]].tg
+    old, new = before.sched.task_groups.get(tg), after.sched.task_groups.get(tg)
+    return old is not None and new is not None and old.shares != new.shares
+
+
+@goal(
+    "cgroup.pids_fork_refused",
+    model=MODEL,
+    statement="A fork in a cgroup whose subtree is at its pids.max fails with -EAGAIN before the task "
+    "exists (pids_can_fork).",
+    transition=True,
+)
+def pids_fork_refused(before: CgroupState, step: Step, after: CgroupState) -> bool:
+    return step.action == "fork" and set(after.css_set) == set(before.css_set)
+
+
+def _slab_charges(state: CgroupState) -> set[int]:
+    """The slab pages charged to a memcg."""
+    return {pfn for pfn in state.page_memcg if pfn in state.slub.slabs}
+
+
+@goal(
+    "cgroup.kmem_charged",
+    model=MODEL,
+    statement="An allocation from a SLAB_ACCOUNT cache by a task outside the root memcg makes a slab "
+    "of its memcg's copy of the cache, charged to the memcg (memcg_charge_slab).",
+    transition=True,
+)
+def kmem_charged(before: CgroupState, step: Step, after: CgroupState) -> bool:
+    return step.action == "kmem_cache_alloc" and bool(_slab_charges(after) - _slab_charges(before))
+
+
+@goal(
+    "cgroup.kmem_uncharged",
+    model=MODEL,
+    statement="A charged slab freed back to the page allocator is uncharged from page->mem_cgroup "
+    "(memcg_uncharge_slab).",
+    transition=True,
+)
+def kmem_uncharged(before: CgroupState, step: Step, after: CgroupState) -> bool:
+    return bool(_slab_charges(before) - set(after.page_memcg))
+
+
+@goal(
+    "cgroup.rmdir",
+    model=MODEL,
+    statement="rmdir takes an empty cgroup offline.",
+    transition=True,
+)
+def rmdir(before: CgroupState, step: Step, after: CgroupState) -> bool:
+    if step.action != "rmdir":
+        return False
+    cg = step.args[0]
+    gone = after.cgroups.get(cg)
+    return cg in before.cgroups and before.cgroups[cg].online and (gone is None or not gone.online)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from invariants import REGISTRY, invariant
+from invariants import REGISTRY, goal, invariant
 from model.cgroup.cgroup import ROOT, in_subtree, path
 from model.cgroup.memcontrol import compound_nr
 from model.contract import Step
@@ -41,7 +41,7 @@ from model.kernel import (
 from model.mm import mmap
 from model.mm.mmzone import WMARK_LOW
 from model.mm.vmscan import zone_watermarks_ok
-from model.sched.sched import TASK_INTERRUPTIBLE
+from model.sched.sched import TASK_INTERRUPTIBLE, TASK_RUNNING
 
 MODEL = "kernel"
 PROT = mmap.VM_READ | mmap.VM_WRITE | mmap.VM_EXEC
@@ -742,3 +742,166 @@ def scheduler(before: KernelState, step: Step, after: KernelState) -> list[str]:
         found = inv.check(before.sched, sched_step, after.sched) if inv.transition else inv.check(after.sched)
         out += [f"{inv.name}: {msg}" for msg in found]
     return out
+
+
+# Reachability goals: what the configs are meant to reach, so that a pass is not vacuous.
+
+
+@goal(
+    "kernel.fork",
+    model=MODEL,
+    statement="fork() makes a child process with a copy-on-write copy of its parent's mm.",
+    transition=True,
+)
+def fork(before: KernelState, step: Step, after: KernelState) -> bool:
+    return any(nr == NR["fork"] and ret > 0 for nr, ret in after.returns)
+
+
+@goal(
+    "kernel.wait4_reaps",
+    model=MODEL,
+    statement="wait4 reaps a child that has exited (release_task) and returns its pid.",
+    transition=True,
+)
+def wait4_reaps(before: KernelState, step: Step, after: KernelState) -> bool:
+    return any(nr == NR["wait4"] and ret > 0 for nr, ret in after.returns)
+
+
+def _pte(state: KernelState, mm: int | None, vaddr: int) -> tuple[int, int] | None:
+    """The leaf PTE (pfn, flags) of vaddr in mm, None if mm is gone or its tables do not reach it."""
+    m = state.mms.get(mm) if mm is not None else None
+    return mmu.walk(state.pt, m.pgd, vaddr) if m is not None else None
+
+
+def _accessed(
+    before: KernelState, step: Step, after: KernelState
+) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The PTE of a load's or store's address before and after the step, both there."""
+    if step.action not in ("load", "store"):
+        return None
+    cpu, vaddr = step.args
+    p = before.procs.get(before.sched.rqs[cpu].curr)
+    mm = p.mm if p is not None else None
+    old, new = _pte(before, mm, vaddr), _pte(after, mm, vaddr)
+    return (old, new) if old is not None and new is not None else None
+
+
+@goal(
+    "kernel.cow_copy",
+    model=MODEL,
+    statement="A store to a page shared copy-on-write copies it to a new page mapped writable "
+    "(do_wp_page -> wp_page_copy).",
+    transition=True,
+)
+def cow_copy(before: KernelState, step: Step, after: KernelState) -> bool:
+    ptes = _accessed(before, step, after)
+    if ptes is None or step.action != "store":
+        return False
+    (old, old_flags), (new, new_flags) = ptes
+    present = old_flags & new_flags & _PAGE_PRESENT
+    return bool(present) and not old_flags & _PAGE_RW and bool(new_flags & _PAGE_RW) and new != old
+
+
+@goal(
+    "kernel.kswapd_wakeup",
+    model=MODEL,
+    statement="An allocation that finds the free pages at the low watermark wakes kswapd.",
+    transition=True,
+    engines=("explore",),  # the large machine's 1,024 pages stay far above its low watermark
+)
+def kswapd_wakeup(before: KernelState, step: Step, after: KernelState) -> bool:
+    was, now = before.sched.tasks.get(before.kswapd), after.sched.tasks.get(after.kswapd)
+    return (
+        was is not None and now is not None and was.state == TASK_INTERRUPTIBLE and now.state == TASK_RUNNING
+    )
+
+
+@goal(
+    "kernel.swap_out",
+    model=MODEL,
+    statement="Reclaim writes an anonymous page to a swap slot and turns the PTEs that mapped it "
+    "into swap entries (add_to_swap, try_to_unmap).",
+    transition=True,
+)
+def swap_out(before: KernelState, step: Step, after: KernelState) -> bool:
+    return bool(after.swap_map.keys() - before.swap_map.keys())
+
+
+@goal(
+    "kernel.swap_in",
+    model=MODEL,
+    statement="An access to a swapped-out page reads it back from its slot into a new page (do_swap_page).",
+    transition=True,
+)
+def swap_in(before: KernelState, step: Step, after: KernelState) -> bool:
+    ptes = _accessed(before, step, after)
+    return ptes is not None and not ptes[0][1] & _PAGE_PRESENT and bool(ptes[1][1] & _PAGE_PRESENT)
+
+
+@goal(
+    "kernel.oom_kill",
+    model=MODEL,
+    statement="An allocation or charge that reclaim cannot serve runs the OOM killer (global or a "
+    "memcg's), which SIGKILLs a process and reaps its memory.",
+    transition=True,
+)
+def oom_kill(before: KernelState, step: Step, after: KernelState) -> bool:
+    return any(kind == "oom" for kind, _, _ in after.events)
+
+
+@goal(
+    "kernel.pipe_reader_woken",
+    model=MODEL,
+    statement="A reader asleep on an empty pipe is woken when a writer fills a buffer or the last "
+    "writer goes.",
+    transition=True,
+    # Random runs seldom make a pipe, fork, and read and write it from the two tasks in turn:
+    # 200 runs of the large config do not, 1,000 first do at run 520.
+    engines=("explore",),
+)
+def pipe_reader_woken(before: KernelState, step: Step, after: KernelState) -> bool:
+    # Woken by the other end, not by a signal: the pipe it sleeps on changed in the step.
+    for t, sleep in before.sleeps.items():
+        if sleep.nr != NR["read"] or sleep.woken or sleep.queue[0] != "pipe":
+            continue
+        now, obj = after.sleeps.get(t), sleep.queue[1]
+        if now is not None and now.woken and before.pipes.get(obj) != after.pipes.get(obj):
+            return True
+    return False
+
+
+@goal(
+    "kernel.signal_handler",
+    model=MODEL,
+    statement="A pending signal with a user handler is delivered on the way back to user mode, "
+    "through a frame on the user stack (setup_rt_frame).",
+    transition=True,
+)
+def signal_handler(before: KernelState, step: Step, after: KernelState) -> bool:
+    return any(kind == "signal" for kind, _, _ in after.events)
+
+
+@goal(
+    "kernel.tlb_shootdown",
+    model=MODEL,
+    statement="A TLB flush drops an entry from another CPU's TLB that holds the same mm (flush_tlb_others).",
+    transition=True,
+)
+def tlb_shootdown(before: KernelState, step: Step, after: KernelState) -> bool:
+    cpu = 0 if step.action in ("attach", "write") else step.args[0]  # the cgroup writes run on CPU 0
+    return any(
+        c != cpu and old.pgd is not None and old.pgd == new.pgd and old.entries.items() - new.entries.items()
+        for c, (old, new) in enumerate(zip(before.tlb, after.tlb, strict=True))
+    )
+
+
+@goal(
+    "kernel.writeback",
+    model=MODEL,
+    statement="A dirty page of /data is written back to the disk, its PTEs write-protected first "
+    "(sync's write_cache_pages, or reclaim's pageout).",
+    transition=True,
+    engines=("stateful",),  # it takes open, mmap(MAP_SHARED), a store and sync: beyond depth 3
+)
+def writeback(before: KernelState, step: Step, after: KernelState) -> bool:
+    return bool(before.dirty - after.dirty)

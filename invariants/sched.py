@@ -16,7 +16,7 @@ from collections import Counter
 from fractions import Fraction
 from typing import cast
 
-from invariants import invariant
+from invariants import goal, invariant
 from model.contract import Step
 from model.hw.cpu import TICK_NSEC
 from model.sched import fair
@@ -672,3 +672,168 @@ def _runtime(state: SchedState, k: Entity) -> int:
     se = _se(state, k)
     assert se is not None, f"{_ename(k)} is in a fairness epoch but does not exist"
     return se.sum_exec_runtime
+
+
+# Reachability goals: what the configs are meant to reach, so that a pass is not vacuous.
+
+
+@goal(
+    "sched.wakeup_preemption",
+    model=MODEL,
+    statement="A woken task is more than a wakeup granularity behind the running task, so "
+    "check_preempt_wakeup sets TIF_NEED_RESCHED on the running task and makes the wakee the next buddy.",
+    transition=True,
+)
+def wakeup_preemption(before: SchedState, step: Step, after: SchedState) -> bool:
+    if step.action != "wake_up":
+        return False
+    pid = step.args[0]
+    cpu = after.tasks[pid].cpu if pid in after.tasks else step.args[1]
+    curr = before.rqs[cpu].curr
+    t0, t1 = before.tasks.get(curr), after.tasks.get(curr)
+    return (
+        curr >= 0
+        and curr != pid
+        and t0 is not None
+        and t1 is not None
+        and not t0.need_resched
+        and t1.need_resched
+        and after.rqs[cpu].cfs.next == pid
+    )
+
+
+@goal(
+    "sched.tick_preemption",
+    model=MODEL,
+    statement="A tick finds the running task past its ideal slice with another task queued, and "
+    "check_preempt_tick reschedules it.",
+    transition=True,
+)
+def tick_preemption(before: SchedState, step: Step, after: SchedState) -> bool:
+    if step.action != "tick" or after.has_groups:
+        return False
+    cpu = step.args[0]
+    pid = before.rqs[cpu].curr
+    t0, t1 = before.tasks.get(pid), after.tasks.get(pid)
+    if pid < 0 or t0 is None or t1 is None or t0.need_resched:
+        return False
+    if after.rqs[cpu].curr == pid and not t1.need_resched:
+        return False
+    load = after.rqs[cpu].cfs.load
+    if not load or t1.on_rq != TASK_ON_RQ_QUEUED:
+        return False
+    ran = t1.se.sum_exec_runtime - t1.se.prev_sum_exec_runtime
+    return ran > _ideal_runtime(after, cpu, t1.se.load.weight)
+
+
+@goal(
+    "sched.load_balance_migration",
+    model=MODEL,
+    statement="The load balancer moves a queued task to another CPU (detach_task, attach_task).",
+    transition=True,
+    engines=("stateful",),  # the small config has one CPU
+)
+def load_balance_migration(before: SchedState, step: Step, after: SchedState) -> bool:
+    if step.action != "migrate":
+        return False
+    pid = step.args[0]
+    return pid in before.tasks and pid in after.tasks and after.tasks[pid].cpu != before.tasks[pid].cpu
+
+
+@goal(
+    "sched.wakeup_migration",
+    model=MODEL,
+    statement="try_to_wake_up places a sleeping task on another CPU than it slept on "
+    "(migrate_task_rq_fair, ENQUEUE_MIGRATED).",
+    transition=True,
+    engines=("stateful",),  # the small config has one CPU
+)
+def wakeup_migration(before: SchedState, step: Step, after: SchedState) -> bool:
+    if step.action != "wake_up":
+        return False
+    pid = step.args[0]
+    t0, t1 = before.tasks.get(pid), after.tasks.get(pid)
+    return t0 is not None and t1 is not None and t1.cpu != t0.cpu and t1.on_rq == TASK_ON_RQ_QUEUED
+
+
+@goal(
+    "sched.fork",
+    model=MODEL,
+    statement="A running task forks a child, which wake_up_new_task queues runnable.",
+    transition=True,
+)
+def fork(before: SchedState, step: Step, after: SchedState) -> bool:
+    if step.action != "fork_task":
+        return False
+    return any(
+        pid not in before.tasks and t.state == TASK_RUNNING and t.on_rq == TASK_ON_RQ_QUEUED
+        for pid, t in after.tasks.items()
+    )
+
+
+@goal(
+    "sched.exit",
+    model=MODEL,
+    statement="A task exits: do_task_dead's last __schedule switches away from it and it is reaped.",
+    transition=True,
+)
+def exit_task(before: SchedState, step: Step, after: SchedState) -> bool:
+    if step.action != "exit_task":
+        return False
+    pid = before.rqs[step.args[0]].curr
+    return pid >= 0 and pid not in after.tasks
+
+
+@goal(
+    "sched.min_vruntime_wraps",
+    model=MODEL,
+    statement="A cfs_rq's min_vruntime crosses 2^64 (it starts at -2^20) and still moves forward as "
+    "(s64)(new - old).",
+    transition=True,
+)
+def min_vruntime_wraps(before: SchedState, step: Step, after: SchedState) -> bool:
+    for b, a in zip(before.rqs, after.rqs, strict=True):
+        old, new = b.cfs.min_vruntime, a.cfs.min_vruntime
+        if new < old and _delta(new, old) > 0:
+            return True
+    return False
+
+
+@goal(
+    "sched.nice_reweights_queued",
+    model=MODEL,
+    statement="set_user_nice changes the weight of a task waiting on a run queue: it leaves the timeline "
+    "and comes back at its new weight, and the cfs_rq's load changes by the difference.",
+    transition=True,
+)
+def nice_reweights_queued(before: SchedState, step: Step, after: SchedState) -> bool:
+    if step.action != "set_nice" or after.has_groups:
+        return False
+    pid = step.args[0]
+    t0, t1 = before.tasks.get(pid), after.tasks.get(pid)
+    if t0 is None or t1 is None or t0.on_rq != TASK_ON_RQ_QUEUED or before.rqs[t0.cpu].curr == pid:
+        return False
+    w0, w1 = t0.se.load.weight, t1.se.load.weight
+    cpu = t0.cpu
+    return w0 != w1 and after.rqs[cpu].cfs.load - before.rqs[cpu].cfs.load == w1 - w0
+
+
+@goal(
+    "sched.next_buddy_picked",
+    model=MODEL,
+    statement="pick_next_entity runs the next buddy (the wakee that preempted) although another queued "
+    "task has a smaller vruntime.",
+    transition=True,
+)
+def next_buddy_picked(before: SchedState, step: Step, after: SchedState) -> bool:
+    for cpu, (b, a) in enumerate(zip(before.rqs, after.rqs, strict=True)):
+        buddy = b.cfs.next
+        if buddy is None or a.curr != buddy or b.curr == buddy or not isinstance(buddy, int):
+            continue
+        picked = after.tasks.get(buddy)
+        if picked is None or not a.cfs.timeline:
+            continue
+        left = after.tasks.get(a.cfs.timeline[0]) if isinstance(a.cfs.timeline[0], int) else None
+        if left is not None and left.cpu == cpu and _delta(left.se.vruntime, picked.se.vruntime) < 0:
+            return True
+    return False

@@ -12,7 +12,7 @@ from collections import Counter
 from itertools import chain
 
 import invariants
-from invariants import invariant
+from invariants import goal, invariant
 from model.contract import Step
 from model.hw.memory import PAGE_SHIFT
 from model.mm.slab import SlubState
@@ -441,3 +441,123 @@ def _unchanged(before: SlubState, after: SlubState) -> bool:
         and after.task == before.task
         and after.mm.fingerprint() == before.mm.fingerprint()
     )
+
+
+# Reachability goals: what the configs are meant to reach, so that a pass is not vacuous.
+
+_FREES = ("kfree", "irq_kfree")
+
+
+@goal(
+    "slub.discard_slab",
+    model=MODEL,
+    statement="A free empties a slab and discard_slab gives its pages back to the page allocator, "
+    "its node already holding min_partial partial slabs.",
+    transition=True,
+    engines=("explore",),  # the large caches' min_partial (5 to 10) is more partial slabs than a run makes
+)
+def discard_slab(before: SlubState, step: Step, after: SlubState) -> bool:
+    # A free, not kmem_cache_shrink or kmem_cache_destroy: those discard whatever is empty.
+    return step.action in _FREES and not after.slabs.keys() >= before.slabs.keys()
+
+
+@goal(
+    "slub.shrink_discards",
+    model=MODEL,
+    statement="kmem_cache_shrink (or kmem_cache_destroy) flushes the CPU slabs and discards a slab "
+    "left empty.",
+    transition=True,
+)
+def shrink_discards(before: SlubState, step: Step, after: SlubState) -> bool:
+    return (
+        step.action in ("kmem_cache_shrink", "kmem_cache_destroy")
+        and not after.slabs.keys() >= before.slabs.keys()
+    )
+
+
+@goal(
+    "slub.irq_in_window",
+    model=MODEL,
+    statement="An interrupt allocates or frees on a CPU whose task is stopped between its fast path's "
+    "reads and its this_cpu_cmpxchg_double, and moves that CPU's tid on.",
+    transition=True,
+)
+def irq_in_window(before: SlubState, step: Step, after: SlubState) -> bool:
+    if step.action not in ("irq_alloc", "irq_kfree"):
+        return False
+    cpu = step.args[-1]
+    p = before.task[cpu]
+    if p is None or p.cache not in after.caches:
+        return False
+    return after.caches[p.cache].cpu_slab[cpu].tid != before.caches[p.cache].cpu_slab[cpu].tid
+
+
+@goal(
+    "slub.tid_aba",
+    model=MODEL,
+    statement="A task's this_cpu_cmpxchg_double finds c->freelist as it read it but the tid moved on by "
+    "an interrupt, so the fast path redoes its reads instead of committing a stale free pointer (ABA).",
+    transition=True,
+)
+def tid_aba(before: SlubState, step: Step, after: SlubState) -> bool:
+    if step.action != "cmpxchg_double":
+        return False
+    cpu = step.args[0]
+    p = before.task[cpu]
+    if p is None or p.cache not in before.caches:
+        return False
+    c = before.caches[p.cache].cpu_slab[cpu]
+    head = p.object if p.op == "alloc" else p.next
+    return c.freelist == head and c.tid != p.tid
+
+
+@goal(
+    "slub.get_partial_node",
+    model=MODEL,
+    statement="An allocation with no CPU slab left refills from its node's partial list: acquire_slab "
+    "freezes a node partial slab as the CPU's c->page.",
+    transition=True,
+)
+def get_partial_node(before: SlubState, step: Step, after: SlubState) -> bool:
+    for name, cs in after.caches.items():
+        was = before.caches.get(name)
+        if was is None or was is cs:
+            continue
+        listed = {pfn for n in was.node for pfn in n.partial}
+        if not listed:
+            continue
+        for c0, c1 in zip(was.cpu_slab, cs.cpu_slab, strict=True):
+            if c1.page != c0.page and c1.page in listed:
+                return True
+    return False
+
+
+@goal(
+    "slub.kmalloc_large",
+    model=MODEL,
+    statement="kmalloc above KMALLOC_MAX_CACHE_SIZE gets a compound block straight from the page "
+    "allocator (kmalloc_large).",
+    transition=True,
+    engines=("stateful",),  # the small config asks kmalloc for 2048 bytes only
+)
+def kmalloc_large(before: SlubState, step: Step, after: SlubState) -> bool:
+    if step.action != "kmalloc" or step.args[0] <= KMALLOC_MAX_CACHE_SIZE:
+        return False
+    return any(entry[1] == KMALLOC_LARGE and entry not in before.live for entry in after.live)
+
+
+@goal(
+    "slub.bad_free_reported",
+    model=MODEL,
+    statement="kfree of an object already on a freelist, or of a pointer into an object, is refused with "
+    "slub_debug's message.",
+    transition=True,
+)
+def bad_free_reported(before: SlubState, step: Step, after: SlubState) -> bool:
+    if step.action not in _FREES:
+        return False
+    addr = step.args[0]
+    if addr in (NULL, ZERO_SIZE_PTR) or _slab_of(before, addr) is None:
+        return False
+    freeing = {p.object for p in before.task if p is not None and p.op == "free"}
+    return addr in freeing or addr not in {a for a, _, _ in before.live}

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections import Counter
 from itertools import pairwise
 
-from invariants import invariant
+from invariants import goal, invariant
 from model.contract import Step
+from model.tcp import input as tcp_in
 from model.tcp import output, seq
-from model.tcp.model import SIDES, TcpState, stream
+from model.tcp.model import CLIENT_PORT, SERVER, SIDES, TcpState, stream
 from model.tcp.seq import tcp_receive_window, u32
 from model.tcp.sock import (
     RCV_SHUTDOWN,
@@ -24,14 +25,18 @@ from model.tcp.sock import (
     TCP_CLOSE,
     TCP_CLOSE_WAIT,
     TCP_CLOSING,
+    TCP_ESTABLISHED,
     TCP_FIN_WAIT1,
     TCP_FIN_WAIT2,
     TCP_LAST_ACK,
     TCP_SYN_RECV,
     TCP_SYN_SENT,
     TCP_TIME_WAIT,
+    TCPHDR_ACK,
+    TCPHDR_RST,
     TCPHDR_SYN,
     TRANSITIONS,
+    Segment,
     TcpSock,
 )
 
@@ -358,3 +363,188 @@ def accept_backlog(state: TcpState) -> list[str]:
             f"allows {state.max_ack_backlog + 1}"
         )
     return out
+
+
+# Reachability goals: what the configs are meant to reach, so that a pass is not vacuous.
+
+
+def _delivered(before: TcpState, step: Step) -> tuple[int, Segment] | None:
+    """(the side it arrives at, the segment) of a deliver step; None for any other step."""
+    if step.action != "deliver":
+        return None
+    direction, index = step.args
+    flying = before.net[direction]
+    return (direction, flying[index]) if 0 <= index < len(flying) else None
+
+
+def _answered(before: TcpState, after: TcpState, side: int) -> bool:
+    """side put a segment on the wire in this step."""
+    return len(after.net[1 - side]) > len(before.net[1 - side])
+
+
+@goal(
+    "tcp.handshake",
+    model=MODEL,
+    statement="The three-way handshake completes: the client's socket and the server's connection "
+    "are both ESTABLISHED.",
+)
+def handshake(state: TcpState) -> bool:
+    return all(tp.state == TCP_ESTABLISHED for tp in state.socks)
+
+
+@goal(
+    "tcp.rto_retransmit",
+    model=MODEL,
+    statement="With a segment or its ACK lost and nothing left in flight, the retransmission timer "
+    "resends the head of the retransmission queue (tcp_retransmit_skb).",
+    transition=True,
+)
+def rto_retransmit(before: TcpState, step: Step, after: TcpState) -> bool:
+    if step.action != "rto":
+        return False
+    side = step.args[0]
+    return after.socks[side].retransmits > before.socks[side].retransmits and _answered(before, after, side)
+
+
+@goal(
+    "tcp.hole_filled",
+    model=MODEL,
+    statement="A segment that arrived beyond rcv_nxt waits in the out-of-order queue until the one "
+    "that fills the hole takes rcv_nxt past its own end (tcp_data_queue_ofo, tcp_ofo_queue).",
+    transition=True,
+)
+def hole_filled(before: TcpState, step: Step, after: TcpState) -> bool:
+    got = _delivered(before, step)
+    if got is None or not before.socks[got[0]].ofo_queue:
+        return False
+    side, seg = got
+    now = after.socks[side]
+    return now.irs == before.socks[side].irs and seq.after(now.rcv_nxt, seg.end_seq)
+
+
+@goal(
+    "tcp.duplicate_data",
+    model=MODEL,
+    statement="A data segment all of whose bytes were received already (a retransmission, or the "
+    "network's duplicate) is dropped and answered with an immediate ACK.",
+    transition=True,
+)
+def duplicate_data(before: TcpState, step: Step, after: TcpState) -> bool:
+    got = _delivered(before, step)
+    if got is None:
+        return False
+    side, seg = got
+    tp = before.socks[side]
+    return (
+        _synced(tp)
+        and bool(seg.data)
+        and not seq.after(seg.end_seq, tp.rcv_nxt)
+        and _answered(before, after, side)
+    )
+
+
+@goal(
+    "tcp.delayed_ack",
+    model=MODEL,
+    statement="The delayed-ACK timer fires and sends the ACK that waited for it.",
+    transition=True,
+)
+def delayed_ack(before: TcpState, step: Step, after: TcpState) -> bool:
+    return step.action == "delack" and _answered(before, after, step.args[0])
+
+
+@goal(
+    "tcp.zero_window_probe",
+    model=MODEL,
+    statement="With data waiting behind a zero window and nothing in flight, the probe timer sends "
+    "a probe (tcp_write_wakeup).",
+    transition=True,
+)
+def zero_window_probe(before: TcpState, step: Step, after: TcpState) -> bool:
+    return step.action == "probe" and _answered(before, after, step.args[0])
+
+
+@goal(
+    "tcp.simultaneous_close",
+    model=MODEL,
+    statement="Both sides close at once: a socket whose FIN is unacknowledged receives the peer's "
+    "FIN and enters CLOSING.",
+)
+def simultaneous_close(state: TcpState) -> bool:
+    return any(tp.state == TCP_CLOSING for tp in state.socks)
+
+
+@goal(
+    "tcp.orderly_close",
+    model=MODEL,
+    statement="The connection is closed on both sides without an error: each socket has received "
+    "the other's FIN and is in TIME_WAIT or CLOSE.",
+    # The small config's client writes three bytes into a two-byte window before its FIN: a
+    # full close takes more steps than the explorer's depth (13) reaches.
+    engines=("stateful",),
+)
+def orderly_close(state: TcpState) -> bool:
+    return all(
+        _open(tp) and tp.done and not tp.err and tp.state in (TCP_TIME_WAIT, TCP_CLOSE) for tp in state.socks
+    )
+
+
+@goal(
+    "tcp.reset",
+    model=MODEL,
+    statement="A RST the socket accepts resets the connection (tcp_reset): CLOSE with ECONNRESET, "
+    "ECONNREFUSED or EPIPE.",
+    transition=True,
+    # The small config forges no segments; without a forger a RST that resets a connection
+    # comes only after a full close (a FIN retransmitted to a port whose TIME_WAIT is over),
+    # beyond the explorer's depth.
+    engines=("stateful",),
+)
+def reset(before: TcpState, step: Step, after: TcpState) -> bool:
+    return any(
+        not b.err and a.err in (tcp_in.ECONNRESET, tcp_in.ECONNREFUSED, tcp_in.EPIPE) and a.state == TCP_CLOSE
+        for b, a in zip(before.socks, after.socks, strict=True)
+    )
+
+
+@goal(
+    "tcp.challenge_ack",
+    model=MODEL,
+    statement="A forged RST inside the window but not at rcv_nxt leaves the connection open and gets "
+    "a challenge ACK (RFC 5961 3.2).",
+    transition=True,
+    engines=("stateful",),  # the small config injects no segments
+)
+def challenge_ack(before: TcpState, step: Step, after: TcpState) -> bool:
+    if step.action != "inject" or step.args[1] != "rst_in_window":
+        return False
+    side = step.args[0]
+    return after.socks[side].state == before.socks[side].state != TCP_CLOSE and _answered(before, after, side)
+
+
+@goal(
+    "tcp.syn_dropped_backlog",
+    model=MODEL,
+    statement="A SYN arriving at a listener whose request or accept queue is full against listen()'s "
+    "backlog is dropped (no SYN cookies).",
+    transition=True,
+    engines=("stateful",),  # the small config has no flooding peers to fill the backlog
+)
+def syn_dropped_backlog(before: TcpState, step: Step, after: TcpState) -> bool:
+    full = tcp_in.inet_csk_reqsk_queue_is_full(len(before.syn_queue), before.max_ack_backlog) or (
+        tcp_in.sk_acceptq_is_full(len(before.accept_queue), before.max_ack_backlog)
+    )
+    if not full or not before.listening:
+        return False
+    if step.action == "flood_syn":
+        return after.syn_queue == before.syn_queue
+    got = _delivered(before, step)
+    return (
+        got is not None
+        and got[0] == SERVER
+        and got[1].flags & (TCPHDR_SYN | TCPHDR_ACK | TCPHDR_RST) == TCPHDR_SYN
+        and before.socks[SERVER].state == TCP_CLOSE
+        and before.req(CLIENT_PORT) is None
+        and after.req(CLIENT_PORT) is None
+        and not before.connected()
+    )

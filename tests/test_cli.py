@@ -19,26 +19,30 @@ def kinv(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_buddy_runs_all_three_engines_and_writes_the_reports(tmp_path: Path) -> None:
-    done = kinv("check", "buddy", "-n", "2", cwd=tmp_path)
+    budget = "states=5000,runs=30,steps=40,samples=200"  # the ci budget's verdict takes minutes
+    done = kinv("check", "buddy", "-n", "2", "--budget", budget, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     run = tmp_path / "reports" / "latest"
     assert run.is_symlink()
-    assert {p.name for p in run.iterdir()} == {"summary.json", "junit.xml", "report.html", "summary.md"}
+    assert {p.name for p in run.iterdir()} == {"summary.json", "timings.json", "junit.xml", "report.html", "summary.md"}
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["schema"] == "kinv.summary/1" and summary["status"] == "pass"
+    assert summary["schema"] == "kinv.summary/2" and summary["status"] == "bounded-pass"
+    assert summary["run"]["budget"] == {"states": 5000, "runs": 30, "steps": 40, "samples": 200}
     assert {r["engine"] for r in summary["results"]} == {"explore", "stateful", "prove"}
     coalesced = next(i for i in summary["invariants"] if i["name"] == "buddy.fully_coalesced")
     assert {c["engine"] for c in coalesced["checks"]} == {"explore", "stateful"}
+    assert {g["name"] for g in summary["goals"]} >= {"buddy.fallback_steal", "buddy.merge_to_max_order"}
     suites = ET.parse(run / "junit.xml").getroot()
     assert int(suites.get("tests", "0")) >= 10 and suites.get("failures") == "0"
-    assert "PASS  buddy::explore" in done.stdout
+    assert "BOUNDED-PASS buddy::explore" in done.stdout
+    assert "PASS         buddy::prove::buddy.buddy_aligned" in done.stdout
 
 
 def test_explore_writes_the_state_graph(tmp_path: Path) -> None:
     done = kinv("explore", "buddy", "--max-depth", "3", "--graph", "g.graphml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     graph = nx.read_graphml(tmp_path / "g.graphml")
-    assert "exhaustive to depth 3" in done.stdout
+    assert "bounded: every state to depth 3" in done.stdout
     assert f"({graph.number_of_nodes():,} states" in done.stdout
 
 

@@ -8,7 +8,8 @@ import pytest
 
 import invariants
 from checkers.explore import explore
-from checkers.stateful import PROFILES, run_stateful
+from checkers.plan import BUDGETS
+from checkers.stateful import run_stateful
 from model.calibration.two_phase_commit import TwoPhaseConfig, TwoPhaseModel
 from model.mm.buddy import BuddyModel
 
@@ -23,23 +24,23 @@ def test_two_phase_commit_published_counts(rms: int, states: int) -> None:
 
 def test_buddy_small_config_a_million_states() -> None:
     result = explore(BuddyModel.from_profile("small"), invariants.for_model("buddy"), max_states=1_000_000)
-    assert result.status == "pass", result.counterexample
+    assert result.held, result.counterexample
     assert result.stats["states"] == 1_000_000
 
 
 @pytest.mark.parametrize("config", ["small", "large"])
 def test_buddy_deep_random_runs(config: str) -> None:
     result = run_stateful(
-        BuddyModel.from_profile(config), invariants.for_model("buddy"), profile=PROFILES["deep"], seed_value=1
+        BuddyModel.from_profile(config), invariants.for_model("buddy"), profile=BUDGETS["deep"].sampling(), seed_value=1
     )
-    assert result.status == "pass", result.counterexample
+    assert result.held, result.counterexample
 
 
 def test_slub_small_config_every_state() -> None:
     from model.mm.slab import SlubModel
 
     result = explore(SlubModel.from_profile("small"), invariants.for_model("slub"), max_states=500_000)
-    assert result.status == "pass", result.counterexample
+    assert result.held, result.counterexample
     assert result.stats["complete"] and result.stats["states"] == 28_353
 
 
@@ -48,16 +49,16 @@ def test_slub_deep_random_runs(config: str) -> None:
     from model.mm.slab import SlubModel
 
     result = run_stateful(
-        SlubModel.from_profile(config), invariants.for_model("slub"), profile=PROFILES["deep"], seed_value=1
+        SlubModel.from_profile(config), invariants.for_model("slub"), profile=BUDGETS["deep"].sampling(), seed_value=1
     )
-    assert result.status == "pass", result.counterexample
+    assert result.held, result.counterexample
 
 
 def test_sched_small_config_a_million_states() -> None:
     from model.sched.model import SchedModel
 
     result = explore(SchedModel.from_profile("small"), invariants.for_model("sched"), max_states=1_000_000)
-    assert result.status == "pass", result.counterexample
+    assert result.held, result.counterexample
     assert result.stats["states"] == 1_000_000
 
 
@@ -66,9 +67,9 @@ def test_sched_deep_random_runs(config: str) -> None:
     from model.sched.model import SchedModel
 
     result = run_stateful(
-        SchedModel.from_profile(config), invariants.for_model("sched"), profile=PROFILES["deep"], seed_value=1
+        SchedModel.from_profile(config), invariants.for_model("sched"), profile=BUDGETS["deep"].sampling(), seed_value=1
     )
-    assert result.status == "pass", result.counterexample
+    assert result.held, result.counterexample
 
 
 def _protocols() -> list[Path]:
@@ -104,7 +105,7 @@ def test_kernel_deep_random_runs() -> None:
     result = run_stateful(
         KernelModel.from_profile("large"),
         invariants.for_model("kernel"),
-        profile=PROFILES["deep"],
+        profile=BUDGETS["deep"].sampling(),
         seed_value=1,
     )
-    assert result.status == "pass", result.counterexample
+    assert result.held, result.counterexample

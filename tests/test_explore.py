@@ -12,10 +12,11 @@ from typing import Any
 import networkx as nx
 import pytest
 
+from checkers.control import Control
 from checkers.explore import explore
 from checkers.graph import to_dot, to_graphml
 from checkers.results import Counterexample
-from invariants import Invariant
+from invariants import Goal, Invariant
 from model.calibration.two_phase_commit import (
     ABORTED,
     COMMITTED,
@@ -123,7 +124,7 @@ def test_generic_path_matches_fast_path() -> None:
 # Bounds.
 
 
-def test_depth_bound_is_incomplete_and_says_so() -> None:
+def test_depth_budget_is_a_bounded_pass_and_says_so() -> None:
     model = TwoPhaseModel(TwoPhaseConfig(3))
     depths, _ = reference_depths(model)
     result = explore(model, [TC_CONSISTENT], max_depth=3)
@@ -131,24 +132,58 @@ def test_depth_bound_is_incomplete_and_says_so() -> None:
     assert result.stats["states"] == within
     assert result.stats["complete"] is False
     assert result.stats["bound"] == "depth"
-    assert result.strength == f"exhaustive to depth 3 ({within} states; bound: depth)"
-    assert result.status == "pass"
+    assert result.strength == f"bounded: every state to depth 3 ({within} states; budget: depth 3)"
+    assert result.status == "bounded-pass"
 
 
-def test_state_bound_is_incomplete_and_names_the_depth_covered() -> None:
+def test_state_budget_is_a_bounded_pass_and_names_the_depth_covered() -> None:
     model = TwoPhaseModel(TwoPhaseConfig(3))
     depths, _ = reference_depths(model)
     result = explore(model, [], max_states=50)
     covered = max(d for d in range(20) if sum(1 for x in depths.values() if x <= d) <= 50)
     assert result.stats["states"] == 50
     assert (result.stats["complete"], result.stats["bound"]) == (False, "states")
-    assert result.strength == f"exhaustive to depth {covered} (50 states; bound: states)"
+    assert result.strength == f"bounded: every state to depth {covered} (50 states; budget: 50 states)"
+    assert result.status == "bounded-pass"
 
 
-def test_time_bound() -> None:
-    result = explore(TwoPhaseModel(TwoPhaseConfig(3)), [], max_seconds=0)
-    assert (result.stats["complete"], result.stats["bound"]) == (False, "time")
-    assert result.strength == "exhaustive to depth 0 (1 state; bound: time)"
+def test_an_exhaustive_search_is_a_pass() -> None:
+    result = explore(TwoPhaseModel(TwoPhaseConfig(3)), [TC_CONSISTENT])
+    assert result.status == "pass" and result.complete
+
+
+def test_a_stopped_control_ends_the_search_as_incomplete() -> None:
+    """The control is read before each state is expanded: stopped by the 40th new state (here
+    from inside the search, so that the test does not depend on time), the run ends there,
+    as incomplete, never as a pass."""
+    control = Control()
+    seen = [0]
+
+    def count(state: TwoPhaseState) -> list[str]:
+        seen[0] += 1
+        if seen[0] == 40:
+            control.stop("interrupted")
+        return []
+
+    watcher = Invariant("test.count", "two_phase_commit", "", "", count)
+    result = explore(TwoPhaseModel(TwoPhaseConfig(3)), [watcher], control=control)
+    assert result.status == "incomplete" and result.stopped == "interrupted"
+    assert result.stats["bound"] == "interrupted" and not result.complete
+    assert 40 <= result.stats["states"] < 288
+    assert result.strength.startswith("incomplete, interrupted: every state to depth")
+
+
+def test_goals_are_reached_at_their_depth_or_reported_unreached() -> None:
+    model = TwoPhaseModel(TwoPhaseConfig(3))
+    depths, _ = reference_depths(model)
+    committed = Goal("test.committed", "two_phase_commit", "an RM commits", lambda s: COMMITTED in s.rm_state)
+    never = Goal("test.never", "two_phase_commit", "nothing", lambda s: False)
+    commit_step = Goal("test.commit_step", "two_phase_commit", "the TM commits",
+                       lambda before, step, after: step.action == "tm_commit", transition=True)
+    result = explore(model, [], goals=[committed, never, commit_step])
+    shortest = min(d for fp, d in depths.items() if COMMITTED in fp[0])
+    assert result.goals == {"test.committed": shortest, "test.never": None, "test.commit_step": shortest - 1}
+    assert result.status == "pass"  # the engine reports; a check run decides what is vacuous
 
 
 # Counterexamples.
@@ -169,7 +204,7 @@ def test_shortest_counterexample_replays() -> None:
     assert digests == cex.digests
     assert _never_committed(state) == cex.violations
     assert (cex.model, cex.signature, cex.config) == (model.name, model.signature(), {"rms": 3})
-    assert result.strength == f"exhaustive to depth 7 ({result.stats['states']:,} states) before a violation at depth 8"
+    assert result.strength == f"every state to depth 7 ({result.stats['states']:,} states) before a violation at depth 8"
 
 
 def test_counterexample_is_deterministic() -> None:

@@ -43,7 +43,8 @@ def test_a_surviving_mutant_and_an_orphan_invariant_are_reported(toy: None, monk
     (module, attr, _), = TAKE_TWICE.patches
     aimed_wrong = Mutant("toy.equivalent", "toy", "", ((module, attr, take),), "toy.never_jumps", "explore")
     monkeypatch.setattr(mutants, "REGISTRY", {aimed_wrong.name: aimed_wrong})
-    monkeypatch.setattr(plan, "EXPLORE_BOUNDS", {"ci": plan.Bounds(max_states=1_000, max_seconds=10)})
+    small = plan.Budget(states=1_000, runs=10, steps=10, samples=10, rlimit=1_000)
+    monkeypatch.setattr(plan, "BUDGETS", {"ci": small})
     outcomes, missing = run_mutants([], seed=0)
     assert [o.killed for o in outcomes] == [False]
     assert outcomes[0].detail.startswith("survived:")
@@ -63,7 +64,7 @@ def test_unmutated_buddy_model_breaks_nothing_to_depth_8() -> None:
     from model.mm.buddy import BuddyModel
 
     r = explore(BuddyModel.from_profile("small"), invariants.for_model("buddy"), max_depth=8)
-    assert r.status == "pass"
+    assert r.held
     assert r.stats["states"] == 57_500  # distinct states within 8 steps of boot, small config
 
 
@@ -90,8 +91,8 @@ def test_only_an_interrupt_in_the_fast_path_window_shows_that_the_tid_is_needed(
     small = SlubModel.from_profile("small")
     atomic = SlubModel(dataclasses.replace(small.config, irq_window=False))
     with mutants.load_all()["slub.tid_not_advanced"].applied():
-        assert explore(atomic, freelist, max_depth=12).status == "pass"
-        assert run_stateful(atomic, freelist, profile=Profile(200, 40), seed_value=0).status == "pass"
+        assert explore(atomic, freelist, max_depth=12).held
+        assert run_stateful(atomic, freelist, profile=Profile(200, 40), seed_value=0).held
         caught = explore(small, freelist)
     assert caught.status == "fail" and caught.counterexample is not None
     steps = [s.action for s in caught.counterexample.steps]

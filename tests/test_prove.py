@@ -4,6 +4,7 @@ cross-check catches code that z3 and Python see differently, and z3 giving up is
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 import z3
 
 import invariants
+from checkers.control import Control
 from checkers.prove import bench_prove, prove, prove_all
 from invariants import Proof, buddy_proofs
 from model.mm import page_alloc
@@ -145,10 +147,33 @@ def factoring() -> tuple[Any, Any, dict[str, Any]]:
     return assume, x * y != n, {}
 
 
-def test_a_timeout_is_an_error_not_a_pass() -> None:
-    r = prove(custom_proof(factoring), timeout_ms=1)
-    assert r.status == "error" and r.error is not None and "unknown" in r.error
-    assert r.stats["z3_result"] == "unknown"
+def test_a_spent_resource_budget_is_incomplete_not_a_pass() -> None:
+    r = prove(custom_proof(factoring), rlimit=1_000)
+    assert r.status == "incomplete" and r.stopped == "rlimit" and r.error is None
+    assert r.stats["z3_result"] == "unknown" and "budget: rlimit 1,000" in r.strength
+
+
+def test_an_interrupted_proof_is_incomplete_not_an_error() -> None:
+    """z3 is interrupted from another thread, as a signal handler or the watchdog does: here
+    the control is stopped as soon as the solver has started, whenever that is."""
+    control = Control()
+    started = threading.Event()
+    real_check = z3.Solver.check
+
+    def check(self: z3.Solver, *args: Any) -> Any:
+        started.set()
+        return real_check(self, *args)
+
+    def stop_when_started() -> None:
+        started.wait()
+        control.stop("interrupted")
+
+    threading.Thread(target=stop_when_started, daemon=True).start()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(z3.Solver, "check", check)
+        r = prove(custom_proof(factoring), rlimit=0, control=control)  # rlimit 0: no budget at all
+    assert r.status == "incomplete" and r.stopped == "interrupted" and r.error is None
+    assert r.strength.startswith("incomplete, interrupted")
 
 
 def test_bounds_that_admit_no_input_are_an_error() -> None:

@@ -3,17 +3,21 @@
 A mutant is killed when that engine reports that invariant (or refutes that proof) while
 the mutant is applied; a model that raises instead is not a kill, since no invariant caught
 the bug. The run fails if a mutant survives or if an invariant or proof has no mutant.
+Each engine runs within the ``ci`` budget, which counts work, so a kill does not depend on
+the machine's speed, and the outcome says how much of the budget the kill took.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import invariants
 from checkers import plan
+from checkers.control import CONTROL, stopped_sentence
 from checkers.errors import UsageError
 from checkers.mutants import Mutant, load_all
 from checkers.results import EngineResult
@@ -26,20 +30,40 @@ class Outcome:
 
     @property
     def killed(self) -> bool:
-        return self.result.status == "fail"
+        cex = self.result.counterexample
+        return self.result.refutation is not None or (cex is not None and cex.invariant == self.mutant.breaks)
+
+    @property
+    def undecided(self) -> bool:
+        """Interrupted, or stopped at a cap, before a kill: neither killed nor survived."""
+        return not self.killed and self.result.status == "incomplete"
+
+    @property
+    def work(self) -> str:
+        """What the engine did before the kill (or in all, for a survivor)."""
+        stats = self.result.stats
+        if self.result.engine == "explore":
+            return f"{stats.get('states', 0):,} states, {stats.get('transitions', 0):,} transitions"
+        if self.result.engine == "stateful":
+            return f"{stats.get('runs', 0):,} runs, {stats.get('steps', 0):,} steps"
+        return f"{stats.get('samples', 0):,} cross-check inputs, rlimit {stats.get('rlimit', 0):,}"
 
     @property
     def detail(self) -> str:
         r = self.result
-        if r.counterexample is not None:
+        if r.counterexample is not None and self.killed:
             n = len(r.counterexample.steps)
-            return f"killed in {n} step{'' if n == 1 else 's'}: {r.counterexample.violations[0]}"
+            return f"killed in {n} step{'' if n == 1 else 's'} ({self.work}): {r.counterexample.violations[0]}"
+        if r.counterexample is not None:
+            return f"survived: the engine stopped at {r.counterexample.invariant} instead"
         if r.refutation is not None:
             how = "the cross-check" if "cross-check" in r.refutation else "z3"
             values = ", ".join(f"{k}={v}" for k, v in r.refutation.items())
             return f"refuted by {how}: {values}"
         if r.error:
             return f"survived: the model raised {r.error}; no invariant caught it"
+        if r.stopped:
+            return f"not decided: {r.strength}"
         return f"survived: {r.strength}"
 
 
@@ -75,6 +99,12 @@ def run_mutants(
             raise UsageError(f"mutant {m.name}: names unknown invariant {m.breaks!r}")
     outcomes = []
     for i, m in enumerate(chosen):
+        if CONTROL.reason is not None:  # interrupted: the rest are neither killed nor survived
+            why = stopped_sentence(CONTROL.reason)
+            result = EngineResult(m.model, m.engine, [m.breaks], f"incomplete, {why}: not started",
+                                  stopped=CONTROL.reason)
+            outcomes.append(Outcome(m, result))
+            continue
         if progress:
             progress({"mutant": m.name, "done": i, "of": len(chosen)})
         job = plan.Job(m.model, m.engine, (m.breaks,))
@@ -82,7 +112,8 @@ def run_mutants(
             try:
                 result = plan.run_job(job, profile="ci", seed=seed, mutant=m.name)
             except Exception as e:  # the mutant made the model raise: reported, not a kill
-                result = EngineResult(m.model, m.engine, [m.breaks], "did not finish", error=f"{type(e).__name__}: {e}")
+                result = EngineResult(m.model, m.engine, [m.breaks], "did not finish", error=f"{type(e).__name__}: {e}",
+                                      traceback="".join(traceback.format_exception(e)))
         outcomes.append(Outcome(m, result))
     return outcomes, orphans(chosen)
 
@@ -92,10 +123,11 @@ def print_outcomes(outcomes: list[Outcome], missing: list[str], console: Any) ->
 
     table = Table("mutant", "must break", "engine", "verdict", title="kinv mutants")
     for o in outcomes:
-        verdict = f"[green]{o.detail}[/]" if o.killed else f"[red]{o.detail}[/]"
+        verdict = f"[green]{o.detail}[/]" if o.killed else f"[yellow]{o.detail}[/]" if o.undecided else f"[red]{o.detail}[/]"
         table.add_row(o.mutant.name, o.mutant.breaks, o.mutant.engine, verdict)
     console.print(table)
     killed = sum(o.killed for o in outcomes)
-    console.print(f"{killed} of {len(outcomes)} mutants killed")
+    undecided = sum(o.undecided for o in outcomes)
+    console.print(f"{killed} of {len(outcomes)} mutants killed" + (f", {undecided} not decided" if undecided else ""))
     for name in missing:
         console.print(f"[red]no mutant breaks {name}[/]: every invariant needs one (checkers/mutants/)")
