@@ -23,7 +23,7 @@ from rich.console import Console
 from checkers import plan
 from checkers.control import CONTROL, default_max_memory, install_signal_handlers, keep_stderr
 from checkers.errors import UsageError
-from checkers.results import EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_USAGE, exit_code
+from checkers.results import COLOURS, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_USAGE, exit_code
 
 DEFAULT_REPORTS = "reports"
 
@@ -338,16 +338,13 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     return finish(results, args, console)
 
 
-STYLES = {"pass": "green", "bounded-pass": "cyan", "fail": "red", "error": "yellow", "incomplete": "yellow"}
-
-
 def finish(results: list[Any], args: argparse.Namespace, console: Console) -> int:
     """Print one line per result, write the run's reports, and give the exit code."""
     from checkers.report import write_run
 
     for r in results:
         console.print(
-            f"[{STYLES[r.status]}]{r.status.upper():12}[/] {r.model} {r.engine} {', '.join(r.invariants)}: {r.strength}"
+            f"[{COLOURS[r.status]}]{r.status.upper():12}[/] {r.model} {r.engine} {', '.join(r.invariants)}: {r.strength}"
         )
         if r.counterexample:
             console.print(f"      {r.counterexample.invariant}: {r.counterexample.violations[0]}")

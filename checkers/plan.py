@@ -44,13 +44,6 @@ class Budget:
     def sampling(self) -> stateful.Profile:
         return stateful.Profile(self.runs, self.steps)
 
-    def describe(self, engine: str) -> str:
-        return {
-            "explore": f"{self.states:,} states",
-            "stateful": f"{self.runs:,} runs of up to {self.steps} steps",
-            "prove": f"rlimit {self.rlimit:,} per query, {self.samples:,} cross-check inputs",
-        }[engine]
-
 
 BUDGETS = {
     "ci": Budget(states=200_000, runs=200, steps=60, samples=2_000, rlimit=DEFAULT_RLIMIT),

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 from checkers import plan
-from checkers.control import CONTROL, default_max_memory, install_signal_handlers, stopped_sentence
+from checkers.control import CONTROL, default_max_memory, install_signal_handlers
 from checkers.errors import UsageError
-from checkers.results import EngineResult, exit_code, worst
+from checkers.results import COLOURS, EngineResult, exit_code, worst
 
 RESULT_KEY = "kinv_result"
 
@@ -137,9 +137,7 @@ class KinvItem(pytest.Item):
         state = self.config.stash[_KEY]
         names = list(self.job.names)
         if CONTROL.reason is not None:
-            why = stopped_sentence(CONTROL.reason)
-            result = EngineResult(self.job.model, self.job.engine, names, f"incomplete, {why}: not started",
-                                  stopped=CONTROL.reason)
+            result = EngineResult.not_started(self.job.model, self.job.engine, names, CONTROL.reason)
         else:
             try:
                 with self._coverage():
@@ -269,7 +267,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for i in sorted(state.results):
         r = state.results[i]
         line = f"{r.status.upper():12} {state.jobs[i].id:48} {r.strength}"
-        tr.write_line(line, **STYLE.get(r.status, {}))
+        tr.write_line(line, **{COLOURS[r.status]: True})
         if r.unreached and r.status == "fail" and not r.counterexample:
             tr.write_line(f"{'':12} never reached: {', '.join(r.unreached)}")
     statuses = [r.status for r in state.results.values()]
@@ -280,11 +278,3 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if run is not None:
         tr.write_line(f"report: {run / 'report.html'}")
 
-
-STYLE: dict[str, dict[str, bool]] = {
-    "pass": {"green": True},
-    "bounded-pass": {"cyan": True},
-    "fail": {"red": True},
-    "error": {"yellow": True},
-    "incomplete": {"yellow": True},
-}

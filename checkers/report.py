@@ -37,7 +37,6 @@ import shlex
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ import jinja2
 
 import invariants
 from checkers.replay import ABSENT, Replay, plain, replay, show
-from checkers.results import STATUSES, SUMMARY_SCHEMA, Counterexample, EngineResult, exit_code
+from checkers.results import STATUSES, SUMMARY_SCHEMA, Counterexample, EngineResult, exit_code, worst
 
 TMP_PREFIX = ".tmp-"
 LATEST = "latest"
@@ -247,7 +246,7 @@ def build_summary(
     is_proof = {n: n in invariants.PROOFS or (n not in registry and n in proof_engine) for n in names}
     statuses = [r.status for r in results]
     strict = bool(meta.get("strict"))
-    status = _worst(statuses, STATUSES) if results else "pass"
+    status = worst(statuses) if results else "pass"
     code = exit_code(statuses, strict=strict)
     # A mutant run's results fail by design: the run passes when every mutant is killed.
     meta = dict(meta)
@@ -342,11 +341,6 @@ def case_statuses(status: str, names: list[str], failed: str | None) -> list[tup
     return [(n, "fail" if n == failed else "stopped") for n in names]
 
 
-def _worst(statuses: Iterable[str], order: tuple[str, ...] = SEVERITY) -> str:
-    present = set(statuses)
-    return next((s for s in order if s in present), order[-1])
-
-
 def _result_json(
     res: EngineResult, file: str | None, diagram: list[str] | None, traceback: str | None
 ) -> dict[str, Any]:
@@ -391,7 +385,7 @@ def _invariant_json(name: str, checks: list[dict[str, Any]], results: list[Engin
         "statement": inv.statement if inv else (DEADLOCK_STATEMENT if deadlock else None),
         "source": inv.source if inv else None,
         "transition": inv.transition if inv else False,
-        "status": _worst(c["status"] for c in checks),
+        "status": worst((c["status"] for c in checks), SEVERITY),
         "checks": checks,
     }
 
@@ -403,7 +397,7 @@ def _proof_json(name: str, checks: list[dict[str, Any]]) -> dict[str, Any]:
         "statement": prf.statement if prf else None,
         "bounds": prf.bounds if prf else None,
         "source": prf.source if prf else None,
-        "status": _worst(c["status"] for c in checks),
+        "status": worst((c["status"] for c in checks), SEVERITY),
         "checks": checks,
     }
 
@@ -594,7 +588,11 @@ def markdown(summary: dict[str, Any]) -> str:
             cells = []
             for engine in engines:
                 found = [c["status"] for c in row["checks"] if c["engine"] == engine]
-                cells.append(f"{MARK[_worst(found)]} {_worst(found)}" if found else "")
+                if found:
+                    status = worst(found, SEVERITY)
+                    cells.append(f"{MARK[status]} {status}")
+                else:
+                    cells.append("")
             lines.append(f"| `{row['name']}` | " + " | ".join(cells) + " |")
         lines.append("")
     goals = summary.get("goals", [])

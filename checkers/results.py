@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from checkers.control import stopped_sentence
 from model.contract import Step
 
 COUNTEREXAMPLE_SCHEMA = "kinv.counterexample/1"
@@ -19,10 +20,14 @@ STATUSES = ("fail", "error", "incomplete", "bounded-pass", "pass")
 EXIT_PASS, EXIT_VIOLATION, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
-def worst(statuses: Iterable[str]) -> str:
-    """The worst of several statuses; ``pass`` for none."""
+# How the console shows each status (rich styles; pytest's terminal writer takes the same names).
+COLOURS = {"pass": "green", "bounded-pass": "cyan", "fail": "red", "error": "yellow", "incomplete": "yellow"}
+
+
+def worst(statuses: Iterable[str], order: tuple[str, ...] = STATUSES) -> str:
+    """The worst of several statuses, by ``order``; its last for none."""
     present = set(statuses)
-    return next((s for s in STATUSES if s in present), "pass")
+    return next((s for s in order if s in present), order[-1])
 
 
 def exit_code(statuses: Iterable[str], *, strict: bool = False) -> int:
@@ -129,6 +134,11 @@ class EngineResult:
         if self.unreached:
             return "fail"
         return "pass" if self.complete else "bounded-pass"
+
+    @classmethod
+    def not_started(cls, model: str, engine: str, names: list[str], reason: str) -> EngineResult:
+        """A job the run's control stopped before it began: incomplete, with nothing established."""
+        return cls(model, engine, names, f"incomplete, {stopped_sentence(reason)}: not started", stopped=reason)
 
     @property
     def held(self) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 import invariants
 from checkers import plan
-from checkers.control import CONTROL, stopped_sentence
+from checkers.control import CONTROL
 from checkers.errors import UsageError
 from checkers.mutants import Mutant, load_all
 from checkers.results import EngineResult
@@ -100,10 +100,7 @@ def run_mutants(
     outcomes = []
     for i, m in enumerate(chosen):
         if CONTROL.reason is not None:  # interrupted: the rest are neither killed nor survived
-            why = stopped_sentence(CONTROL.reason)
-            result = EngineResult(m.model, m.engine, [m.breaks], f"incomplete, {why}: not started",
-                                  stopped=CONTROL.reason)
-            outcomes.append(Outcome(m, result))
+            outcomes.append(Outcome(m, EngineResult.not_started(m.model, m.engine, [m.breaks], CONTROL.reason)))
             continue
         if progress:
             progress({"mutant": m.name, "done": i, "of": len(chosen)})
