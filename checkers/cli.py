@@ -131,8 +131,25 @@ def build_parser() -> Parser:
     r.add_argument("file", type=Path)
     r.add_argument("--json", action="store_true", help="print the replay as JSON")
 
-    m = sub.add_parser("mutants", help="run the mutant catalog: every mutant must be killed")
-    m.add_argument("selectors", nargs="*", metavar="SELECTOR", help="mutant names or patterns (default: all)")
+    m = sub.add_parser("mutants", help="run the mutant catalog (every mutant must be killed), or generated mutants")
+    m.add_argument("selectors", nargs="*", metavar="SELECTOR",
+                   help="mutant names or patterns (default: all); with --generate, one model")
+    m.add_argument("--generate", action="store_true",
+                   help="mutate the model's own source (comparisons, operators, constants, conditions, "
+                   "statements, return values) and run `kinv check MODEL` on each mutant")
+    m.add_argument("--sample", type=positive_int, default=30, metavar="N",
+                   help="with --generate: mutants drawn with --seed from all sites (default 30)")
+    m.add_argument("--profile", choices=plan.PROFILES, default="ci", help="with --generate: each check's profile")
+    m.add_argument("--budget", default="", metavar="KEY=N,...", help="with --generate: each check's budget override")
+    m.add_argument("-j", "--jobs", type=positive_int, default=1, metavar="J",
+                   help="with --generate: mutants checked at once (default 1)")
+    m.add_argument("--timeout", type=positive_int, default=1800, metavar="S",
+                   help="with --generate: wall-clock cap on one mutant's check, which is then timed out (default 1800)")
+    m.add_argument("--equivalent", type=Path, default=None, metavar="FILE",
+                   help="with --generate: mutant ids judged equivalent, one per line, left out of the score "
+                   "(default: checkers/mutants/equivalent.txt)")
+    m.add_argument("--fail-under", type=float, default=None, metavar="PCT",
+                   help="with --generate: exit 1 when under PCT%% of the mutants are killed by an invariant")
     caps(m)
     common(m)
 
@@ -372,6 +389,8 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_mutants(args: argparse.Namespace, console: Console) -> int:
+    if args.generate:
+        return cmd_generated(args, console)
     from checkers.mutants.run import print_outcomes, run_mutants
     from checkers.report import write_run
 
@@ -404,6 +423,55 @@ def cmd_mutants(args: argparse.Namespace, console: Console) -> int:
     if all(o.killed for o in outcomes) and not orphans:
         return 0
     return EXIT_INCOMPLETE if any(o.undecided for o in outcomes) and not orphans else 1
+
+
+def cmd_generated(args: argparse.Namespace, console: Console) -> int:
+    """``kinv mutants --generate MODEL``: the mutation score of the model's own code."""
+    from checkers import sources
+    from checkers.mutants import generate
+
+    if len(args.selectors) != 1:
+        raise UsageError("--generate takes one model: kinv mutants --generate MODEL")
+    model = args.selectors[0]
+    plan.parse_budget(args.budget)
+    equivalent = generate.read_equivalent(args.equivalent)
+    reports = Path(args.reports)
+    check_reports_dir(reports)
+    all_sites = [s for path in sources.model_sources(model) for s in generate.sites(path)]
+    chosen = generate.sample(all_sites, args.sample, args.seed)
+    command = f"kinv check {model} --profile {args.profile}" + (f" --budget {args.budget}" if args.budget else "")
+    with live_progress(console, f"{command}, unmutated") as _:
+        failing = generate.baseline(model, profile=args.profile, seed=args.seed, budget=args.budget,
+                                    timeout_s=args.timeout)
+    if failing:
+        raise UsageError(f"`{command}` does not pass on the unmutated model ({failing}): a mutation score "
+                         "needs a passing baseline; give a budget that reaches the goals")
+    console.print(f"{model}: {len(chosen)} of {len(all_sites):,} mutation sites (seed {args.seed}), "
+                  f"each checked with `{command}`, which passes unmutated")
+    with live_progress(console, f"mutants --generate {model}") as progress:
+        outcomes, interrupted = generate.run_generated(
+            model, chosen, seed=args.seed, profile=args.profile, budget=args.budget,
+            timeout_s=args.timeout, progress=progress, jobs=args.jobs,
+        )
+    generate.print_generated(outcomes, console, equivalent)
+    if interrupted:
+        console.print(f"[yellow]interrupted: {len(outcomes)} of {len(chosen)} mutants checked[/]")
+    score = generate.score(outcomes, equivalent)
+    out = reports / "generated" / f"{model}-seed{args.seed}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(out, {
+        "command": " ".join(sys.argv), "model": model, "seed": args.seed, "profile": args.profile,
+        "budget": args.budget, "sites": len(all_sites), "sampled": len(chosen), "interrupted": interrupted,
+        "score": score,
+        "mutants": [o.to_json() | {"equivalent": o.site.id in equivalent} for o in outcomes],
+    })
+    console.print(f"report: {out}")
+    if interrupted:
+        return EXIT_INCOMPLETE
+    rate = score["killed_by_invariant_rate"]
+    if args.fail_under is not None and (rate is None or rate * 100 < args.fail_under):
+        return 1
+    return 0
 
 
 def _states_cell(res: Any) -> str:

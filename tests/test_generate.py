@@ -337,6 +337,8 @@ reports = sys.argv[1]
 mutated = open(p.__file__).read() != open(sys.argv[2]).read()
 if sys.argv[3] == "hang":
     import time; time.sleep(120)
+if sys.argv[3] == "vacuous":
+    mutated = True
 run = os.path.join(reports, "run-1")
 os.makedirs(run)
 cex = {"invariant": "buddy.nr_free", "kind": "invariant", "steps": 2, "violations": ["x"]}
@@ -353,7 +355,7 @@ sys.exit(1 if mutated else 0)
 def fake_check(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
 
-    def command(model: str, *, profile: str, seed: int, reports: Path) -> list[str]:
+    def command(model: str, *, profile: str, seed: int, budget: str, reports: Path) -> list[str]:
         calls.append(model)
         return [sys.executable, "-c", FAKE_CHECK, str(reports), str(PAGE_ALLOC), profile]
 
@@ -377,9 +379,72 @@ def test_run_one_kills_a_mutant_that_runs_past_the_timeout(fake_check: list[str]
 def test_run_generated_runs_the_sample_in_order_and_reports_progress(
     fake_check: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(generate, "model_sources", lambda model: [PAGE_ALLOC])
+    chosen = sample(sites(PAGE_ALLOC), 3, seed=5)
     seen: list[dict[str, Any]] = []
-    outcomes = run_generated("buddy", sample_size=3, seed=5, progress=seen.append, jobs=2)
-    assert [o.site for o in outcomes] == sample(sites(PAGE_ALLOC), 3, seed=5)
+    outcomes, interrupted = run_generated("buddy", chosen, seed=5, progress=seen.append, jobs=2)
+    assert [o.site for o in outcomes] == chosen and not interrupted
     assert [o.outcome for o in outcomes] == ["killed"] * 3
     assert sorted(p["done"] for p in seen) == [1, 2, 3] and {p["of"] for p in seen} == {3}
+
+
+def test_an_interrupt_keeps_the_mutants_that_finished_and_leaves_none_running(fake_check: list[str]) -> None:
+    def interrupt(p: dict[str, Any]) -> None:
+        raise KeyboardInterrupt  # Ctrl-C as the first mutant's outcome arrives
+
+    chosen = sample(sites(PAGE_ALLOC), 3, seed=5)
+    outcomes, interrupted = run_generated("buddy", chosen, seed=5, progress=interrupt)
+    assert interrupted and [o.site for o in outcomes] == chosen[:1]
+
+
+def test_classify_a_goal_the_mutant_made_unreachable_as_killed() -> None:
+    vacuous = result("explore", "fail") | {"unreached": ["buddy.fallback_steal"]}
+    assert classify(1, summary(vacuous, status="fail"), "") == ("killed", "goal buddy.fallback_steal not reached by explore")
+
+
+def test_a_baseline_that_fails_its_own_check_is_named(fake_check: list[str]) -> None:
+    assert generate.baseline("buddy", profile="ci") is None
+    assert generate.baseline("buddy", profile="vacuous") == "run status fail; engine results short of a pass: 1"
+
+
+def test_the_equivalent_file_names_ids_with_reasons(tmp_path: Path) -> None:
+    listed = tmp_path / "equivalent.txt"
+    listed.write_text("# judged by a reader\nmodel/mm/a.py:3:4:comparison:7:0  # the loop ends either way\n\n")
+    assert generate.read_equivalent(listed) == {"model/mm/a.py:3:4:comparison:7:0"}
+    with pytest.raises(generate.UsageError, match="no such file"):
+        generate.read_equivalent(tmp_path / "missing.txt")
+
+
+def test_kinv_mutants_generate_scores_the_sample_and_writes_its_report(
+    fake_check: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from checkers import sources
+    from checkers.cli import main
+
+    monkeypatch.setattr(sources, "model_sources", lambda model: [PAGE_ALLOC])
+    args = ["mutants", "--generate", "buddy", "--sample", "2", "--seed", "5", "--reports", str(tmp_path)]
+    assert main(args) == 0
+    assert "2 of 2 mutants killed by an invariant (100% of 2" in capsys.readouterr().out
+    report = json.loads((tmp_path / "generated" / "buddy-seed5.json").read_text())
+    assert report["score"]["killed_by_invariant_rate"] == 1.0 and len(report["mutants"]) == 2
+    assert report["sampled"] == 2 and report["sites"] == len(sites(PAGE_ALLOC)) and not report["interrupted"]
+    assert main([*args, "--fail-under", "100"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["buddy", "slub"], "one model"),
+        (["nosuch"], "no built-in model 'nosuch'"),
+        (["buddy", "--budget", "states=0"], "states must be a whole number"),
+        (["buddy", "--equivalent", "/nonexistent/eq.txt"], "no such file"),
+    ],
+)
+def test_kinv_mutants_generate_refuses_bad_input_in_one_line(
+    args: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from checkers.cli import main
+
+    assert main(["mutants", "--generate", *args, "--reports", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()

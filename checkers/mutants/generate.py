@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from checkers.sources import model_sources, project_root
+from checkers.errors import UsageError
+from checkers.sources import project_root
 
 # The packages a scratch copy holds: the model, its invariants, and the engines that run them.
 PACKAGES = ("model", "invariants", "checkers")
@@ -436,8 +437,8 @@ def _tail(text: str) -> str:
 def classify(returncode: int, summary: dict[str, Any] | None, stderr: str) -> tuple[str, str]:
     """(outcome, detail) of one finished ``kinv check`` run under a mutant.
 
-    Killed when some engine reports an invariant's counterexample (or a deadlock) or refutes a
-    proof, even if another engine raised: an invariant caught the bug. Crashed when kinv exits 4
+    Killed when some engine reports an invariant's counterexample (or a deadlock), refutes a
+    proof or never reaches a goal, even if another engine raised: the suite caught the bug. Crashed when kinv exits 4
     or an engine raised, and no invariant caught it; also when there is no summary to read.
     Survived otherwise (exit 0 or 3: pass, bounded pass or incomplete)."""
     if summary is None:
@@ -458,6 +459,8 @@ def classify(returncode: int, summary: dict[str, Any] | None, stderr: str) -> tu
         elif r.get("refutation") is not None:
             names = r.get("invariants") or ["a proof"]
             kills.append(f"{names[0]} refuted by {engine}")
+        elif r.get("unreached"):  # the bug made a state the model must reach unreachable
+            kills.append(f"goal {r['unreached'][0]} not reached by {engine}")
     if kills:
         return KILLED, kills[0] + (f" (and {len(kills) - 1} more)" if len(kills) > 1 else "")
     errors = [r for r in results if r.get("status") == "error"]
@@ -528,10 +531,10 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def check_command(model: str, *, profile: str, seed: int, reports: Path) -> list[str]:
+def check_command(model: str, *, profile: str, seed: int, budget: str, reports: Path) -> list[str]:
     """``kinv check`` as a module of the scratch copy, not the installed ``kinv`` script."""
-    cli = [sys.executable, "-m", "checkers.cli", "check", model]
-    return [*cli, "--profile", profile, "--seed", str(seed), "--reports", str(reports)]
+    cli = [sys.executable, "-m", "checkers.cli", "check", model, "--profile", profile, "--seed", str(seed)]
+    return [*cli, *(["--budget", budget] if budget else []), "--reports", str(reports)]
 
 
 def run_one(
@@ -540,6 +543,7 @@ def run_one(
     *,
     profile: str = "ci",
     seed: int = 0,
+    budget: str = "",
     timeout_s: float = 1800,
     fleet: Fleet | None = None,
 ) -> GeneratedOutcome:
@@ -551,7 +555,7 @@ def run_one(
     original = (root / site.file).read_text(encoding="utf-8")
     change = unified_diff(site, original, apply(site, original))
     with scratch_copy(site, root) as scratch:
-        cmd = check_command(model, profile=profile, seed=seed, reports=scratch / "reports")
+        cmd = check_command(model, profile=profile, seed=seed, budget=budget, reports=scratch / "reports")
         proc = fleet.start(cmd, cwd=scratch, env=scratch_env(scratch))
         try:
             _, err = proc.communicate(timeout=timeout_s)
@@ -566,22 +570,45 @@ def run_one(
     return GeneratedOutcome(site, outcome, detail, change, time.perf_counter() - start)
 
 
+def baseline(model: str, *, profile: str = "ci", seed: int = 0, budget: str = "", timeout_s: float = 1800) -> str | None:
+    """Why the unmutated model does not pass the check its mutants get, or None when it passes
+    (exhaustively or within its budget): against a failing baseline every mutant looks killed."""
+    with tempfile.TemporaryDirectory(prefix="kinv-baseline-") as tmp:
+        reports = Path(tmp) / "reports"
+        cmd = check_command(model, profile=profile, seed=seed, budget=budget, reports=reports)
+        try:
+            done = subprocess.run(cmd, cwd=project_root(), capture_output=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return f"still running after {timeout_s:g} s"
+        summary = read_summary(reports)
+        if summary is None:
+            return f"no summary.json written: {_tail(done.stderr.decode(errors='replace')) or f'exit code {done.returncode}'}"
+    if summary.get("status") in ("pass", "bounded-pass"):
+        return None
+    results = [r for r in summary.get("results") or [] if isinstance(r, dict) and r.get("status") != "pass"]
+    unreached = sorted({g for r in results for g in r.get("unreached") or []})
+    why = f"goals not reached: {', '.join(unreached)}" if unreached else f"engine results short of a pass: {len(results)}"
+    return f"run status {summary.get('status')}; {why}"
+
+
 def run_generated(
     model: str,
+    chosen: list[Site],
     *,
-    sample_size: int,
     seed: int,
     profile: str = "ci",
+    budget: str = "",
     timeout_s: float = 1800,
     progress: Callable[[dict[str, Any]], None] | None = None,
     jobs: int = 1,
-) -> list[GeneratedOutcome]:
-    """Run ``kinv check model`` under each of ``sample_size`` sites of the model's sources,
-    chosen with ``seed`` (which also seeds the engines). Outcomes come in the sample's order.
+) -> tuple[list[GeneratedOutcome], bool]:
+    """Run ``kinv check model`` under each of the ``chosen`` sites of the model's sources (see
+    ``sample``), with ``seed`` for the engines. Returns the outcomes in the sample's order and
+    whether an interrupt (Ctrl-C) ended the run early: then only the mutants that finished, and
+    no check is left running.
 
     With ``jobs`` > 1 a thread pool runs that many mutants at once: each one is a subprocess
     already, so threads only wait on them (a process pool would add nothing but pickling)."""
-    chosen = sample([s for path in model_sources(model) for s in sites(path)], sample_size, seed)
     fleet = Fleet()
     outcomes: dict[int, GeneratedOutcome] = {}
 
@@ -590,23 +617,43 @@ def run_generated(
         if progress:
             progress({"mutant": o.site.description, "outcome": o.outcome, "done": len(outcomes), "of": len(chosen)})
 
-    kwargs: dict[str, Any] = {"profile": profile, "seed": seed, "timeout_s": timeout_s, "fleet": fleet}
-    if jobs <= 1:
-        for i, site in enumerate(chosen):
-            report(i, run_one(site, model, **kwargs))
-        return [outcomes[i] for i in range(len(chosen))]
+    kwargs: dict[str, Any] = {"profile": profile, "seed": seed, "budget": budget, "timeout_s": timeout_s, "fleet": fleet}
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
         futures = {pool.submit(run_one, site, model, **kwargs): i for i, site in enumerate(chosen)}
         for future in as_completed(futures):
             report(futures[future], future.result())
+    except KeyboardInterrupt:
+        fleet.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+        interrupted = True
     except BaseException:
         fleet.stop()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
+    else:
+        interrupted = False
     finally:
         pool.shutdown(wait=True)  # the workers remove their scratch copies before this returns
-    return [outcomes[i] for i in range(len(chosen))]
+    return [outcomes[i] for i in sorted(outcomes)], interrupted
+
+
+# Mutants a reader judged equivalent (no test can tell them from the original), one Site.id
+# per line with the reason after a #: left out of the score's denominator.
+EQUIVALENT = Path(__file__).with_name("equivalent.txt")
+
+
+def read_equivalent(path: Path | None = None) -> frozenset[str]:
+    path = path or EQUIVALENT
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if path == EQUIVALENT:
+            return frozenset()
+        raise UsageError(f"{path}: no such file of equivalent mutants") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read the equivalent mutants: {e}") from None
+    return frozenset(line.split("#", 1)[0].strip() for line in text.splitlines()) - {""}
 
 
 def score(outcomes: list[GeneratedOutcome], equivalent: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
