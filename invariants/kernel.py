@@ -850,6 +850,20 @@ def oom_kill(before: KernelState, step: Step, after: KernelState) -> bool:
 
 
 @goal(
+    "kernel.pipe_writer_blocked",
+    model=MODEL,
+    statement="A write to a pipe whose buffers are full (and that has a reader) sleeps in pipe_wait, "
+    "holding what it has written so far.",
+    transition=True,
+)
+def pipe_writer_blocked(before: KernelState, step: Step, after: KernelState) -> bool:
+    return any(
+        sleep.nr == NR["write"] and sleep.queue[0] == "pipe" and not sleep.woken and before.sleeps.get(t) != sleep
+        for t, sleep in after.sleeps.items()
+    )
+
+
+@goal(
     "kernel.pipe_reader_woken",
     model=MODEL,
     statement="A reader asleep on an empty pipe is woken when a writer fills a buffer or the last "

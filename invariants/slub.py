@@ -461,6 +461,25 @@ def discard_slab(before: SlubState, step: Step, after: SlubState) -> bool:
     return step.action in _FREES and not after.slabs.keys() >= before.slabs.keys()
 
 
+def _cpu_partials(state: SlubState) -> set[int]:
+    return {p.pfn for cs in state.caches.values() for c in cs.cpu_slab for p in c.partial}
+
+
+@goal(
+    "slub.unfreeze_partials",
+    model=MODEL,
+    statement="unfreeze_partials unfreezes a CPU's partial slabs onto their node's partial list (or "
+    "discards them): put_cpu_partial past s->cpu_partial free objects, or a flush.",
+    transition=True,
+)
+def unfreeze_partials(before: SlubState, step: Step, after: SlubState) -> bool:
+    # Taken off the CPU partial list, but not to become the CPU slab (get_freelist's path):
+    # unfrozen, or gone back to the page allocator.
+    return any(
+        pfn not in after.slabs or not after.slabs[pfn].frozen for pfn in _cpu_partials(before) - _cpu_partials(after)
+    )
+
+
 @goal(
     "slub.shrink_discards",
     model=MODEL,
