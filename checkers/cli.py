@@ -143,8 +143,9 @@ def build_parser() -> Parser:
     m.add_argument("--budget", default="", metavar="KEY=N,...", help="with --generate: each check's budget override")
     m.add_argument("-j", "--jobs", type=positive_int, default=1, metavar="J",
                    help="with --generate: mutants checked at once (default 1)")
-    m.add_argument("--timeout", type=positive_int, default=1800, metavar="S",
-                   help="with --generate: wall-clock cap on one mutant's check, which is then timed out (default 1800)")
+    m.add_argument("--timeout", type=positive_int, default=None, metavar="S",
+                   help="with --generate: wall-clock cap on one mutant's check, which is then timed out "
+                   "(default: ten times the unmutated check's, at least 60)")
     m.add_argument("--equivalent", type=Path, default=None, metavar="FILE",
                    help="with --generate: mutant ids judged equivalent, one per line, left out of the score "
                    "(default: checkers/mutants/equivalent.txt)")
@@ -441,17 +442,19 @@ def cmd_generated(args: argparse.Namespace, console: Console) -> int:
     chosen = generate.sample(all_sites, args.sample, args.seed)
     command = f"kinv check {model} --profile {args.profile}" + (f" --budget {args.budget}" if args.budget else "")
     with live_progress(console, f"{command}, unmutated") as _:
-        failing = generate.baseline(model, profile=args.profile, seed=args.seed, budget=args.budget,
-                                    timeout_s=args.timeout)
+        failing, seconds = generate.baseline(model, profile=args.profile, seed=args.seed, budget=args.budget,
+                                             timeout_s=args.timeout or 1800)
     if failing:
         raise UsageError(f"`{command}` does not pass on the unmutated model ({failing}): a mutation score "
                          "needs a passing baseline; give a budget that reaches the goals")
+    timeout = args.timeout or generate.mutant_timeout(seconds)
     console.print(f"{model}: {len(chosen)} of {len(all_sites):,} mutation sites (seed {args.seed}), "
-                  f"each checked with `{command}`, which passes unmutated")
+                  f"each checked with `{command}`, which passes unmutated in {seconds:.0f} s "
+                  f"(a mutant's check is timed out after {timeout} s)")
     with live_progress(console, f"mutants --generate {model}") as progress:
         outcomes, interrupted = generate.run_generated(
             model, chosen, seed=args.seed, profile=args.profile, budget=args.budget,
-            timeout_s=args.timeout, progress=progress, jobs=args.jobs,
+            timeout_s=timeout, progress=progress, jobs=args.jobs,
         )
     generate.print_generated(outcomes, console, equivalent)
     if interrupted:
@@ -461,7 +464,7 @@ def cmd_generated(args: argparse.Namespace, console: Console) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out, {
         "command": " ".join(sys.argv), "model": model, "seed": args.seed, "profile": args.profile,
-        "budget": args.budget, "sites": len(all_sites), "sampled": len(chosen), "interrupted": interrupted,
+        "budget": args.budget, "timeout_s": timeout, "sites": len(all_sites), "sampled": len(chosen), "interrupted": interrupted,
         "score": score,
         "mutants": [o.to_json() | {"equivalent": o.site.id in equivalent} for o in outcomes],
     })

@@ -402,8 +402,12 @@ def test_classify_a_goal_the_mutant_made_unreachable_as_killed() -> None:
 
 
 def test_a_baseline_that_fails_its_own_check_is_named(fake_check: list[str]) -> None:
-    assert generate.baseline("buddy", profile="ci") is None
-    assert generate.baseline("buddy", profile="vacuous") == "run status fail; engine results short of a pass: 1"
+    assert generate.baseline("buddy", profile="ci")[0] is None
+    assert generate.baseline("buddy", profile="vacuous")[0] == "run status fail; engine results short of a pass: 1"
+
+
+def test_a_mutant_is_timed_out_at_ten_times_the_baseline_and_never_under_a_minute() -> None:
+    assert generate.mutant_timeout(2.5) == 60 and generate.mutant_timeout(30.01) == 301
 
 
 def test_the_equivalent_file_names_ids_with_reasons(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import math
 import os
 import random
 import re
@@ -570,25 +571,38 @@ def run_one(
     return GeneratedOutcome(site, outcome, detail, change, time.perf_counter() - start)
 
 
-def baseline(model: str, *, profile: str = "ci", seed: int = 0, budget: str = "", timeout_s: float = 1800) -> str | None:
-    """Why the unmutated model does not pass the check its mutants get, or None when it passes
-    (exhaustively or within its budget): against a failing baseline every mutant looks killed."""
+def baseline(
+    model: str, *, profile: str = "ci", seed: int = 0, budget: str = "", timeout_s: float = 1800
+) -> tuple[str | None, float]:
+    """Why the unmutated model does not pass the check its mutants get (None when it passes,
+    exhaustively or within its budget: against a failing baseline every mutant looks killed),
+    and the seconds the check took."""
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kinv-baseline-") as tmp:
         reports = Path(tmp) / "reports"
         cmd = check_command(model, profile=profile, seed=seed, budget=budget, reports=reports)
         try:
             done = subprocess.run(cmd, cwd=project_root(), capture_output=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            return f"still running after {timeout_s:g} s"
+            return f"still running after {timeout_s:g} s", time.perf_counter() - start
+        seconds = time.perf_counter() - start
         summary = read_summary(reports)
         if summary is None:
-            return f"no summary.json written: {_tail(done.stderr.decode(errors='replace')) or f'exit code {done.returncode}'}"
+            why = _tail(done.stderr.decode(errors="replace")) or f"exit code {done.returncode}"
+            return f"no summary.json written: {why}", seconds
     if summary.get("status") in ("pass", "bounded-pass"):
-        return None
+        return None, seconds
     results = [r for r in summary.get("results") or [] if isinstance(r, dict) and r.get("status") != "pass"]
     unreached = sorted({g for r in results for g in r.get("unreached") or []})
     why = f"goals not reached: {', '.join(unreached)}" if unreached else f"engine results short of a pass: {len(results)}"
-    return f"run status {summary.get('status')}; {why}"
+    return f"run status {summary.get('status')}; {why}", seconds
+
+
+def mutant_timeout(baseline_seconds: float) -> int:
+    """The default wall-clock cap on one mutant's check. Budgets bound a mutant's work as they
+    bound the baseline's, so a check that runs ten times as long (a minute at least, for
+    load) is a mutant that loops inside a step, where no budget counts."""
+    return max(60, math.ceil(10 * baseline_seconds))
 
 
 def run_generated(
