@@ -69,7 +69,8 @@ def _machine(
         self.state = model.init_state()
         self.domains = {}  # action name -> its argument domain in self.state, listed on first use
         self.steps = []
-        record["runs"] += 1
+        # Runs after the first violation are Hypothesis shrinking it, not sampling: counted apart.
+        record["runs" if record["failure"] is None else "shrink_runs"] += 1
         self.run = record["runs"]
         found = evaluate(invs, self.state)
         if found:
@@ -150,7 +151,7 @@ def run_stateful(
     ``goals`` is looked for after every step until reached; the result's ``goals`` maps it
     to the first run and step that reached it. ``control`` ends the sampling early, as
     incomplete."""
-    record: dict[str, Any] = {"runs": 0, "steps": 0, "failure": None, "goals": {}}
+    record: dict[str, Any] = {"runs": 0, "shrink_runs": 0, "steps": 0, "failure": None, "goals": {}}
     goals = list(goals or [])
     machine = seed(seed_value)(_machine(model, invs, goals, record, control))
     conf = settings(
@@ -174,7 +175,8 @@ def run_stateful(
     seconds = time.perf_counter() - started
     stats = {
         "runs": record["runs"],
-        "steps": record["steps"],
+        "shrink_runs": record["shrink_runs"],
+        "steps": record["steps"],  # shrinking's included: the work done
         "seconds": round(seconds, 3),
         "steps_per_second": round(record["steps"] / seconds) if seconds else None,
         "seed": seed_value,

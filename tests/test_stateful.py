@@ -63,6 +63,8 @@ def test_violation_is_shrunk_and_replayable(monkeypatch: pytest.MonkeyPatch) -> 
     assert cex.violations == ["count 4 exceeds limit 3"]
     assert cex.digests == trace_digests(m, cex.steps)
     assert replay(cex).reproduced
+    # The runs are those sampled up to the violation; Hypothesis's shrinking is counted apart.
+    assert 1 <= r.stats["runs"] <= QUICK.max_examples and r.stats["shrink_runs"] >= 1
 
 
 def test_same_seed_same_run_and_transition_invariants_checked() -> None:
