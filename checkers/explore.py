@@ -188,21 +188,21 @@ def explore(
                     for args in domain(model, state):
                         if arity == 1:
                             nxt = clone()
-                            effect(model, nxt, args[0])
+                            result = effect(model, nxt, args[0])
                         elif arity == 0:
                             nxt = clone()
-                            effect(model, nxt)
+                            result = effect(model, nxt)
                         elif arity > 0:
                             nxt = clone()
-                            effect(model, nxt, *args)
+                            result = effect(model, nxt, *args)
                         else:
                             act, args = args
-                            nxt = effect(state, act, args)[0]
+                            nxt, result = effect(state, act, args)
                         transitions += 1
                         fp = nxt.fingerprint()
                         if fp in visited:
                             if slow_edges:
-                                edges.visit(state, key, act, args, nxt, fp, None, depth)
+                                edges.visit(state, key, act, args, result, nxt, fp, None, depth)
                                 slow_edges = edges.wanted()
                             continue
                         if len(visited) >= limit:
@@ -218,7 +218,7 @@ def explore(
                         if state_goals:
                             _reach(state_goals, nxt, child_depth, reached)
                         if slow_edges:
-                            edges.visit(state, key, act, args, nxt, fp, child_depth, depth)
+                            edges.visit(state, key, act, args, result, nxt, fp, child_depth, depth)
                             slow_edges = edges.wanted()
                         push_state(nxt)
                         push_key(child)
@@ -294,7 +294,7 @@ class _Edges:
         return bool(self.checks or self.goals) or self.graph is not None
 
     def visit(
-        self, state: Any, key: Hashable, act: Action | None, args: Args, nxt: Any, fp: Hashable,
+        self, state: Any, key: Hashable, act: Action | None, args: Args, result: Any, nxt: Any, fp: Hashable,
         new_depth: int | None, depth: int,
     ) -> None:
         assert act is not None
@@ -310,7 +310,7 @@ class _Edges:
             else:
                 graph.add_edge(src, dst, label=label)
         if self.checks or self.goals:
-            step = Step(act.name, args)
+            step = Step(act.name, args, result)
             for inv in self.checks:
                 violations = inv.check(state, step, after=nxt)
                 if violations:

@@ -280,7 +280,7 @@ def _run(found: Resolved, cex: Counterexample, where: str) -> Replay:
         raise UsageError(f"{where}: config rejected by model {cex.model!r}: {_one_line(e)}") from None
     _check_digest(cex, 0, state, "the initial state", where)
     initial = plain(state)
-    before, previous = state, initial
+    before, previous, result = state, initial, None
     steps: list[ReplayedStep] = []
     for i, step in enumerate(cex.steps, 1):
         act = model.action_by_name.get(step.action)
@@ -295,12 +295,12 @@ def _run(found: Resolved, cex: Counterexample, where: str) -> Replay:
         after = plain(state)
         steps.append(ReplayedStep(i, step, label, plain(result), after, diff_states(previous, after)))
         previous = after
-    violations = _verdict(found, cex, before, state)
+    violations = _verdict(found, cex, before, state, result)
     reproduced = bool(violations) and violations == cex.violations
     return Replay(cex, where, initial, steps, violations, reproduced, model.diagram(cex.steps))
 
 
-def _verdict(found: Resolved, cex: Counterexample, before: Any, state: Any) -> list[str]:
+def _verdict(found: Resolved, cex: Counterexample, before: Any, state: Any, result: Any) -> list[str]:
     inv = found.invariant
     if inv is None:
         # A deadlock's sentence describes the stuck state in the engine's words; replay
@@ -311,7 +311,8 @@ def _verdict(found: Resolved, cex: Counterexample, before: Any, state: Any) -> l
         return list(inv.check(state))
     if not cex.steps:
         return []  # a transition invariant needs a transition
-    return list(inv.check(before, cex.steps[-1], after=state))
+    last = cex.steps[-1]
+    return list(inv.check(before, Step(last.action, last.args, result), after=state))
 
 
 def _check_digest(cex: Counterexample, i: int, state: Any, what: str, where: str) -> None:

@@ -103,9 +103,9 @@ def _machine(
             index = data.conjecture_data.draw_integer(0, len(choices) - 1) if len(choices) > 1 else 0
             args = choices[index]
             before = self.state
-            self.state, _ = model.step(before, act, args)
+            self.state, result = model.step(before, act, args)
             self.domains = {}
-            step = Step(act.name, args)
+            step = Step(act.name, args, result)
             self.steps.append(step)
             record["steps"] += 1
             found = evaluate(invs, self.state, before, step)

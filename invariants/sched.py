@@ -28,6 +28,7 @@ from model.sched.sched import (
     ROOT_TASK_GROUP,
     STATE_NAMES,
     TASK_DEAD,
+    TASK_NORMAL,
     TASK_ON_RQ_QUEUED,
     TASK_RUNNING,
     TASK_WAKING,
@@ -439,6 +440,29 @@ def wake_running_noop(before: SchedState, step: Step, after: SchedState) -> list
     if t is None or t.state != TASK_RUNNING or after.fingerprint() == before.fingerprint():
         return []
     return [f"waking task {pid}, which was already TASK_RUNNING, changed the scheduler's state"]
+
+
+@invariant(
+    "sched.wake_up_result",
+    model=MODEL,
+    statement="try_to_wake_up returns whether it woke the task: true exactly when the task was in a "
+    "TASK_NORMAL sleep, which it leaves TASK_RUNNING.",
+    source="kernel/sched/core.c try_to_wake_up (success = 1 after ttwu_state_match)",
+    transition=True,
+)
+def wake_up_result(before: SchedState, step: Step, after: SchedState) -> list[str]:
+    if step.action != "wake_up":
+        return []
+    pid = step.args[0]
+    t, woken = before.tasks.get(pid), after.tasks.get(pid)
+    asleep = t is not None and bool(t.state & TASK_NORMAL)
+    if step.result is not asleep:
+        was = STATE_NAMES.get(t.state, t.state) if t is not None else "no task"
+        return [f"try_to_wake_up of task {pid} returned {step.result!r}, but the task was {was}"]
+    if asleep and (woken is None or woken.state != TASK_RUNNING):
+        left = STATE_NAMES.get(woken.state, woken.state) if woken is not None else "gone"
+        return [f"try_to_wake_up of task {pid} returned True, but left the task {left}"]
+    return []
 
 
 def _period(state: SchedState, cpu: CfsKey) -> int:

@@ -25,7 +25,7 @@ import enum
 import hashlib
 import json
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 Args = tuple[Any, ...]
@@ -71,10 +71,13 @@ def action(*params: str, domain: Callable[[Any, Any], Iterable[Args]]) -> Callab
 
 @dataclass(frozen=True)
 class Step:
-    """One transition of a trace: the action taken and its arguments."""
+    """One transition of a trace: the action taken and its arguments, and what the action
+    returned (a system call's result), for transition invariants to check. The result is not
+    part of a trace: a replay computes it again."""
 
     action: str
     args: Args
+    result: Any = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "args": to_jsonable(self.args)}

@@ -70,8 +70,8 @@ def play(model: SchedModel, actions: list[Action], state: SchedState | None = No
     for name, *args in actions:
         act = model.action_by_name[str(name)]
         assert model.is_enabled(s, act, tuple(args)), f"{name}{tuple(args)} is not enabled"
-        nxt, _ = model.step(s, act, tuple(args))
-        runs.append(Run(s, Step(str(name), tuple(args)), nxt))
+        nxt, result = model.step(s, act, tuple(args))
+        runs.append(Run(s, Step(str(name), tuple(args), result), nxt))
         s = nxt
     return runs
 
@@ -278,8 +278,8 @@ def test_invariants_hold_on_a_random_walk(model: SchedModel, seed: int) -> None:
         names = sorted(enabled)
         name = rng.choices(names, [model.weights.get(n, 1) for n in names])[0]
         args = rng.choice(enabled[name])
-        after, _ = model.step(s, model.action_by_name[name], args)
-        found = invariants.evaluate(invs, after, s, Step(name, args))
+        after, result = model.step(s, model.action_by_name[name], args)
+        found = invariants.evaluate(invs, after, s, Step(name, args, result))
         assert found is None, (name, args, found[0].name, found[1])
         seen.add(name)
         s = after
@@ -938,6 +938,27 @@ def test_waking_a_task_in_its_sleep_window_may_change_it() -> None:
     assert inv.wake_running_noop(*run[:2], after=run.after) == []
 
 
+# wake_up_result
+
+
+def test_a_wakeup_that_woke_the_task_but_returned_false() -> None:
+    (run,) = play(ONE, [("wake_up", 1, 0)], state("sleep_window"))
+    assert run.step.result is True and inv.wake_up_result(*run[:2], after=run.after) == []
+    lying = Step(run.step.action, run.step.args, False)
+    assert inv.wake_up_result(run.before, lying, after=run.after) == [
+        "try_to_wake_up of task 1 returned False, but the task was TASK_INTERRUPTIBLE"
+    ]
+
+
+def test_a_wakeup_that_returned_true_but_left_the_task_asleep() -> None:
+    (run,) = play(ONE, [("wake_up", 1, 0)], state("sleep_window"))
+    assert transition(run, inv.wake_up_result, lambda s: set_task(s, 1, state=TASK_INTERRUPTIBLE)) == [
+        "try_to_wake_up of task 1 returned True, but left the task TASK_INTERRUPTIBLE"
+    ]
+    running = last("wake_running")
+    assert running.step.result is False and inv.wake_up_result(*running[:2], after=running.after) == []
+
+
 # tick_resched
 
 
@@ -1309,6 +1330,10 @@ CORRUPTION_TESTS: dict[str, list[Callable[..., None]]] = {
     "wake_running_noop": [
         test_waking_a_running_task_sets_need_resched,
         test_waking_a_waiting_task_places_it_again,
+    ],
+    "wake_up_result": [
+        test_a_wakeup_that_woke_the_task_but_returned_false,
+        test_a_wakeup_that_returned_true_but_left_the_task_asleep,
     ],
     "tick_resched": [
         test_tick_past_the_slice_without_resched,

@@ -96,6 +96,16 @@ def check_preempt_curr_fair_only(state: SchedState, cpu: int, p: Task) -> None:
         fair.check_preempt_wakeup(state, cpu, p)
 
 
+_try_to_wake_up = core.try_to_wake_up
+
+
+def try_to_wake_up_reports_failure(state: SchedState, pid: int, target: int, wake_state: int = 3) -> bool:
+    """try_to_wake_up wakes the task but returns 0: a caller counting its wake-ups (an exclusive
+    __wake_up_common) wakes one more."""
+    _try_to_wake_up(state, pid, target, wake_state)
+    return False
+
+
 def _mutant(name: str, breaks: str, engine: str, module: str, helper: str, fn: Callable[..., Any]) -> None:
     mutant(f"sched.{name}", model="sched", breaks=f"sched.{breaks}", engine=engine, patches=((module, helper, fn),))
 
@@ -106,6 +116,7 @@ _mutant("fork_no_renormalise", "fork_placement", "explore", FAIR, "fork_renormal
 _mutant("migration_no_renormalise", "migration_renormalised", "stateful", FAIR, "renormalise_dequeued",
         renormalise_dequeued_forgotten)
 _mutant("resched_curr_inverted", "tick_resched", "explore", CORE, "resched_curr", resched_curr_inverted)
+_mutant("ttwu_reports_no_wakeup", "wake_up_result", "explore", CORE, "try_to_wake_up", try_to_wake_up_reports_failure)
 _mutant("ttwu_no_state_check", "rq_consistency", "explore", CORE, "try_to_wake_up", try_to_wake_up_as_excerpted)
 _mutant("ttwu_state_match_or", "wake_running_noop", "explore", CORE, "ttwu_state_match", ttwu_state_match_or)
 _mutant("update_curr_charges_leftmost", "queued_vruntime_stable", "explore", FAIR, "update_curr",
