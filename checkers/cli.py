@@ -451,7 +451,7 @@ def cmd_generated(args: argparse.Namespace, console: Console) -> int:
     console.print(f"{model}: {len(chosen)} of {len(all_sites):,} mutation sites (seed {args.seed}), "
                   f"each checked with `{command}`, which passes unmutated in {seconds:.0f} s "
                   f"(a mutant's check is timed out after {timeout} s)")
-    with live_progress(console, f"mutants --generate {model}") as progress:
+    with live_progress(console, f"mutants --generate {model}") as progress, generate.sigterm_as_interrupt():
         outcomes, interrupted = generate.run_generated(
             model, chosen, seed=args.seed, profile=args.profile, budget=args.budget,
             timeout_s=timeout, progress=progress, jobs=args.jobs,

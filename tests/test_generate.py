@@ -7,9 +7,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -394,6 +397,14 @@ def test_an_interrupt_keeps_the_mutants_that_finished_and_leaves_none_running(fa
     chosen = sample(sites(PAGE_ALLOC), 3, seed=5)
     outcomes, interrupted = run_generated("buddy", chosen, seed=5, progress=interrupt)
     assert interrupted and [o.site for o in outcomes] == chosen[:1]
+
+
+def test_sigterm_interrupts_a_run_of_mutants_as_ctrl_c_does() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), generate.sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises at the next bytecode, before this ends
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_classify_a_goal_the_mutant_made_unreachable_as_killed() -> None:

@@ -605,6 +605,21 @@ def mutant_timeout(baseline_seconds: float) -> int:
     return max(60, math.ceil(10 * baseline_seconds))
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a run of mutants as Ctrl-C does (the outcomes so far are reported, and
+    the run is incomplete), instead of killing it with nothing written."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_generated(
     model: str,
     chosen: list[Site],
