@@ -30,6 +30,7 @@ from model.kernel import (
     KTHREADD,
     NR,
     SIGPIPE,
+    SIGSEGV,
     SYS_CALL_TABLE,
     SYSCALL_ACTIONS,
     KernelState,
@@ -745,6 +746,31 @@ def scheduler(before: KernelState, step: Step, after: KernelState) -> list[str]:
 
 
 # Reachability goals: what the configs are meant to reach, so that a pass is not vacuous.
+
+
+@invariant(
+    "kernel.access_granted",
+    model=MODEL,
+    statement="A load or store inside one of the task's VMAs that allows it (VM_READ or VM_WRITE; "
+    "VM_WRITE for a store) never ends the task with SIGSEGV.",
+    source="arch/x86/mm/fault.c __do_page_fault (bad_area, access_error)",
+    transition=True,
+)
+def access_granted(before: KernelState, step: Step, after: KernelState) -> list[str]:
+    if step.action not in ("load", "store"):
+        return []
+    cpu, vaddr = step.args
+    pid = before.sched.rqs[cpu].curr
+    p, q = before.procs.get(pid), after.procs.get(pid)
+    if p is None or p.mm is None or p.exit_state or q is None or q.exit_code != SIGSEGV:
+        return []
+    need = mmap.VM_WRITE if step.action == "store" else mmap.VM_READ | mmap.VM_WRITE
+    return [
+        f"task {pid}'s {step.action} at {vaddr:#x}, inside its VMA [{v.vm_start:#x}, {v.vm_end:#x}) that "
+        f"allows it, ended the task with SIGSEGV"
+        for v in before.mms[p.mm].vmas
+        if v.vm_start <= vaddr < v.vm_end and v.vm_flags & need
+    ]
 
 
 @goal(

@@ -328,6 +328,18 @@ def put_page_leaves_lru(state: KernelState, pfn: int, cpu: int) -> None:
 _put_page = memory.put_page
 
 
+_handle_mm_fault = memory.handle_mm_fault
+
+
+def fault_at_vm_start_is_bad_area(state: KernelState, cpu: int, mm: int, vaddr: int, error_code: int) -> int:
+    """__do_page_fault tests vaddr <= vma->vm_start for a bad area: the first page of every VMA
+    faults with SIGSEGV."""
+    vma = mmap.find_vma(state.mms[mm].vmas, vaddr)
+    if vma is not None and vaddr == vma.vm_start:
+        return memory.VM_FAULT_SIGSEGV
+    return _handle_mm_fault(state, cpu, mm, vaddr, error_code)
+
+
 def _mutant(name: str, breaks: str, engine: str, *patches: tuple[str, str, Callable[..., Any]]) -> None:
     mutant(f"kernel.{name}", model="kernel", breaks=f"kernel.{breaks}", engine=engine, patches=patches)
 
@@ -341,6 +353,7 @@ _mutant(
     "explore",
     (MEMORY, "tlb_finish_mmu", tlb_finish_without_flush),
 )
+_mutant("fault_at_vm_start_segv", "access_granted", "explore", (MEMORY, "handle_mm_fault", fault_at_vm_start_is_bad_area))
 _mutant("exit_keeps_page_tables", "page_owner", "explore", (MEMORY, "exit_mmap", exit_mmap_keeps_tables))
 _mutant(
     "vma_merge_across_protections", "vma_layout", "explore", (MMAP, "is_mergeable_vma", merge_ignores_flags)
