@@ -44,8 +44,8 @@ def violations(before: SchedState, step: Step, after: SchedState) -> list[str]:
 
 def act(m: SchedModel, s: SchedState, name: str, *args: Any) -> SchedState:
     """One model action, checked."""
-    after, _ = m.step(s, m.action_by_name[name], args)
-    found = violations(s, Step(name, args), after)
+    after, result = m.step(s, m.action_by_name[name], args)
+    found = violations(s, Step(name, args, result), after)
     assert not found, found
     return after
 

@@ -71,7 +71,7 @@ def run(m: SchedModel, state: SchedState, name: str, *args: Any) -> tuple[SchedS
     act = m.action_by_name[name]
     assert m.is_enabled(state, act, args), f"{name}{args} is not enabled"
     after, result = m.step(state, act, args)
-    found = invariants.evaluate(INVARIANTS, after, state, Step(name, args))
+    found = invariants.evaluate(INVARIANTS, after, state, Step(name, args, result))
     assert found is None, found
     return after, result
 

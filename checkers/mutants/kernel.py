@@ -332,8 +332,7 @@ _handle_mm_fault = memory.handle_mm_fault
 
 
 def fault_at_vm_start_is_bad_area(state: KernelState, cpu: int, mm: int, vaddr: int, error_code: int) -> int:
-    """__do_page_fault tests vaddr <= vma->vm_start for a bad area: the first page of every VMA
-    faults with SIGSEGV."""
+    """__do_page_fault tests vaddr <= vma->vm_start for a bad area: the first page of every VMA faults with SIGSEGV."""
     vma = mmap.find_vma(state.mms[mm].vmas, vaddr)
     if vma is not None and vaddr == vma.vm_start:
         return memory.VM_FAULT_SIGSEGV

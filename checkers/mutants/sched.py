@@ -100,8 +100,7 @@ _try_to_wake_up = core.try_to_wake_up
 
 
 def try_to_wake_up_reports_failure(state: SchedState, pid: int, target: int, wake_state: int = 3) -> bool:
-    """try_to_wake_up wakes the task but returns 0: a caller counting its wake-ups (an exclusive
-    __wake_up_common) wakes one more."""
+    """try_to_wake_up wakes the task but returns 0: an exclusive __wake_up_common, counting its wake-ups, wakes one more."""
     _try_to_wake_up(state, pid, target, wake_state)
     return False
 
