@@ -745,9 +745,6 @@ def scheduler(before: KernelState, step: Step, after: KernelState) -> list[str]:
     return out
 
 
-# Reachability goals: what the configs are meant to reach, so that a pass is not vacuous.
-
-
 @invariant(
     "kernel.access_granted",
     model=MODEL,
@@ -771,6 +768,9 @@ def access_granted(before: KernelState, step: Step, after: KernelState) -> list[
         for v in before.mms[p.mm].vmas
         if v.vm_start <= vaddr < v.vm_end and v.vm_flags & need
     ]
+
+
+# Reachability goals: what the configs are meant to reach, so that a pass is not vacuous.
 
 
 @goal(
