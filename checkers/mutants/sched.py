@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkers.mutants import mutant, sched_prove  # noqa: F401  (registers the prove mutants)
 from model.sched import core, fair
-from model.sched.sched import NICE_0_LOAD, TASK_WAKING, Entity, SchedEntity, Task
+from model.sched.sched import NICE_0_LOAD, TASK_NORMAL, TASK_WAKING, Entity, SchedEntity, Task
 
 if TYPE_CHECKING:
     from model.sched.model import SchedState
@@ -53,7 +53,7 @@ def resched_curr_inverted(state: SchedState, cpu: int) -> None:
     core.set_task(state, curr.pid, need_resched=True)
 
 
-def try_to_wake_up_as_excerpted(state: SchedState, pid: int, target: int, wake_state: int = 3) -> bool:
+def try_to_wake_up_as_excerpted(state: SchedState, pid: int, target: int, wake_state: int = TASK_NORMAL) -> bool:
     """try_to_wake_up as the seed excerpt has it: no state check, no on_rq path, so a running task is enqueued again."""
     core.set_task(state, pid, state=TASK_WAKING)
     core.activate_task(state, target, pid, fair.ENQUEUE_WAKEUP)
@@ -99,7 +99,7 @@ def check_preempt_curr_fair_only(state: SchedState, cpu: int, p: Task) -> None:
 _try_to_wake_up = core.try_to_wake_up
 
 
-def try_to_wake_up_reports_failure(state: SchedState, pid: int, target: int, wake_state: int = 3) -> bool:
+def try_to_wake_up_reports_failure(state: SchedState, pid: int, target: int, wake_state: int = TASK_NORMAL) -> bool:
     """try_to_wake_up wakes the task but returns 0: an exclusive __wake_up_common, counting its wake-ups, wakes one more."""
     _try_to_wake_up(state, pid, target, wake_state)
     return False
